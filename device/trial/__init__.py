@@ -1,0 +1,1 @@
+"""One trial of the mass-flexion item: buffered observations, quality gates, features."""

@@ -1,0 +1,1 @@
+"""Hand tracking: TFLite runtime wrapper, palm detector, landmark model, tracker, filters."""
