@@ -61,7 +61,7 @@ class FilterConfig:
 
     enabled: bool = True
     min_cutoff: float = 1.0  # Hz: lower = smoother when still
-    beta: float = 0.05  # speed coefficient: higher = less lag when moving
+    beta: float = 10.0  # per hand-size/s: higher = less lag when moving
     d_cutoff: float = 1.0  # Hz, for the derivative
 
     def __post_init__(self) -> None:
@@ -89,11 +89,152 @@ class TrackerConfig:
 
 
 @dataclass(frozen=True)
+class TrialConfig:
+    """One recording of the mass-flexion item and the quality gates it must pass."""
+
+    duration_s: float = 6.0
+    side: Literal["left", "right"] | None = None  # affected side; None: not checked
+    min_presence_share: float = 0.8  # hand tracked on at least this share of frames
+    min_hand_px: float = 60.0  # median hand size (bounding-box long side) in pixels
+    edge_margin_px: float = 2.0  # a landmark this close to / beyond the border is "cut"
+    max_edge_cut_share: float = 0.25  # at most this share of tracked frames cut by the edge
+    min_side_share: float = 0.6  # share of labelled frames naming the configured side
+
+    def __post_init__(self) -> None:
+        _check(1.0 <= self.duration_s <= 60.0, "trial.duration_s", "must be in [1, 60] s")
+        _check(self.side in (None, "left", "right"), "trial.side", "must be 'left' or 'right'")
+        _check(0 < self.min_presence_share <= 1, "trial.min_presence_share", "must be in (0, 1]")
+        _check(self.min_hand_px >= 0, "trial.min_hand_px", "must be >= 0")
+        _check(self.edge_margin_px >= 0, "trial.edge_margin_px", "must be >= 0")
+        _check(0 <= self.max_edge_cut_share <= 1, "trial.max_edge_cut_share", "must be in [0, 1]")
+        _check(0.5 <= self.min_side_share <= 1, "trial.min_side_share", "must be in [0.5, 1]")
+
+
+@dataclass(frozen=True)
+class ScoringConfig:
+    """How the RNN and the range-of-motion rule are combined (device/scoring/decide.py)."""
+
+    use_rnn: bool = True  # False: rule only (every result flagged for review)
+    min_confidence: float = 0.5  # below: not_scorable ("low confidence")
+    review_confidence: float = 0.8  # below: scored but flagged for clinician review
+    threads: int = 1
+
+    def __post_init__(self) -> None:
+        _check(0 <= self.min_confidence < 1, "scoring.min_confidence", "must be in [0, 1)")
+        _check(
+            self.min_confidence <= self.review_confidence <= 1,
+            "scoring.review_confidence",
+            "must be in [min_confidence, 1]",
+        )
+        _check(1 <= self.threads <= 16, "scoring.threads", "must be between 1 and 16")
+
+
+@dataclass(frozen=True)
+class CameraConfig:
+    """Which camera backend to open (device/camera/) and the watchdog that restarts it."""
+
+    backend: Literal["picamera2", "opencv", "file", "synthetic"] = "file"
+    camera_num: int = 0  # picamera2: libcamera camera number
+    device: int | str = 0  # opencv: index or /dev path (e.g. /dev/v4l/by-id/...)
+    path: str = ""  # file: video path; empty: the bundled demo clip
+    loop: bool = True  # file: rewind at the end
+    paced: bool = True  # file/synthetic: deliver at the frame rate, not as fast as possible
+    width: int = 640
+    height: int = 480
+    fps: float = 30.0
+    stall_timeout_s: float = 3.0  # no frame this long → camera lost, restart
+    restart_delay_s: float = 1.0  # first back-off; doubles per failed restart
+    max_restart_delay_s: float = 30.0  # cap of the back-off
+    max_restarts: int = 5  # restarts allowed per window before waiting the cap
+    restart_window_s: float = 300.0
+
+    def __post_init__(self) -> None:
+        _check(self.camera_num >= 0, "camera.camera_num", "must be >= 0")
+        if isinstance(self.device, int):
+            _check(self.device >= 0, "camera.device", "must be an index >= 0 or a /dev path")
+        else:
+            _check(
+                self.device.isdigit() or self.device.startswith("/dev/"),
+                "camera.device",
+                "must be an index >= 0 or a /dev path",
+            )
+        _check(16 <= self.width <= 4096, "camera.width", "must be in [16, 4096]")
+        _check(16 <= self.height <= 4096, "camera.height", "must be in [16, 4096]")
+        _check(1 <= self.fps <= 240, "camera.fps", "must be in [1, 240]")
+        _check(self.stall_timeout_s > 0, "camera.stall_timeout_s", "must be > 0")
+        _check(self.restart_delay_s >= 0, "camera.restart_delay_s", "must be >= 0")
+        _check(
+            self.max_restart_delay_s >= self.restart_delay_s,
+            "camera.max_restart_delay_s",
+            "must be >= restart_delay_s",
+        )
+        _check(self.max_restarts >= 1, "camera.max_restarts", "must be >= 1")
+        _check(self.restart_window_s > 0, "camera.restart_window_s", "must be > 0")
+
+
+BCM_PINS = range(0, 28)  # GPIO0..GPIO27 on the 40-pin header
+
+
+@dataclass(frozen=True)
+class PanelConfig:
+    """Button, LED and buzzer on the GPIO header (BCM numbers; device/panel/)."""
+
+    enabled: bool = True
+    button_pin: int | None = 17
+    led_pin: int | None = 27  # single LED; ignored when rgb_pins is set
+    rgb_pins: tuple[int, ...] = ()  # (red, green, blue) of an RGB LED
+    led_active_high: bool = True
+    buzzer_pin: int | None = None
+    long_press_s: float = 3.0  # hold this long: cancel and go to shutdown-safe idle
+    bounce_s: float = 0.05  # button debounce; 0 disables it
+    blink_unit_s: float = 1.0  # scales every LED pattern (tests make it small)
+
+    def __post_init__(self) -> None:
+        pins = {
+            "panel.button_pin": self.button_pin,
+            "panel.led_pin": None if self.rgb_pins else self.led_pin,
+            "panel.buzzer_pin": self.buzzer_pin,
+        }
+        pins.update({f"panel.rgb_pins[{i}]": p for i, p in enumerate(self.rgb_pins)})
+        _check(len(self.rgb_pins) in (0, 3), "panel.rgb_pins", "must list 3 pins (r, g, b)")
+        seen: dict[int, str] = {}
+        for key, pin in pins.items():
+            if pin is None:
+                continue
+            _check(pin in BCM_PINS, key, f"GPIO {pin} is not a BCM pin 0-27")
+            _check(pin not in seen, key, f"GPIO {pin} is already used by {seen.get(pin)}")
+            seen[pin] = key
+        _check(0.2 <= self.long_press_s <= 30, "panel.long_press_s", "must be in [0.2, 30] s")
+        _check(0 <= self.bounce_s <= 1, "panel.bounce_s", "must be in [0, 1] s")
+        _check(0 < self.blink_unit_s <= 10, "panel.blink_unit_s", "must be in (0, 10]")
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    """Where trials are kept (device/store/): one SQLite file in WAL mode."""
+
+    path: str = ""  # empty: <state dir>/flexscore.db
+    busy_timeout_s: float = 5.0
+
+    def __post_init__(self) -> None:
+        _check(0 < self.busy_timeout_s <= 60, "store.busy_timeout_s", "must be in (0, 60] s")
+
+    def resolved_path(self, state_dir: str | Path) -> Path:
+        """The database file: ``path`` if set, else ``flexscore.db`` in ``state_dir``."""
+        return Path(self.path).expanduser() if self.path else Path(state_dir) / "flexscore.db"
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole appliance configuration."""
 
     models: ModelsConfig = field(default_factory=ModelsConfig)
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    trial: TrialConfig = field(default_factory=TrialConfig)
+    scoring: ScoringConfig = field(default_factory=ScoringConfig)
+    camera: CameraConfig = field(default_factory=CameraConfig)
+    panel: PanelConfig = field(default_factory=PanelConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
 
 
 # --------------------------------------------------------------------------- loading

@@ -1,0 +1,388 @@
+"""``flexscore bench``: speed and accuracy measured in one run, reported as ratios.
+
+All timings in one report come from the same process on the same decoded frames, and each
+measurement is repeated in interleaved rounds (variant A, B, …, A, B, …) and the median
+round is kept, so a neighbour's load on a shared machine hits every variant alike. Never
+used as a timed assertion in tests.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import statistics
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from device import __version__
+from device.config import Config, replace
+from device.errors import FlexscoreError, ModelError
+from device.video import read_frames
+from device.vision import landmarks as lmk
+from device.vision import palm
+from device.vision.runtime import TFLiteModel, load_manifest, load_model, model_name
+from device.vision.tracker import HandTracker
+
+log = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+REFERENCE_SCRIPT = REPO_ROOT / "scripts" / "reference_hands.py"
+ALL_SECTIONS = ("models", "tracker", "accuracy", "reference", "scoring", "daemon")
+
+
+def machine_info() -> dict[str, Any]:
+    return {
+        "machine": platform.machine(),
+        "processor": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "flexscore": __version__,
+    }
+
+
+def _median_of_rounds(values: list[float]) -> float:
+    return float(statistics.median(values)) if values else float("nan")
+
+
+def available_variants(models_dir: Path) -> list[tuple[str, str]]:
+    """(complexity, precision) pairs with both palm and landmark models in the manifest."""
+    names = set(load_manifest(models_dir)["models"])
+    out = []
+    for c in ("lite", "full"):
+        for p in ("fp32", "int8"):
+            if model_name("palm", c, p) in names and model_name("landmark", c, p) in names:
+                out.append((c, p))
+    return out
+
+
+def _time_invokes(model: TFLiteModel, x: np.ndarray, n: int) -> float:
+    model.run(x)  # warm-up, and fills the input
+    t0 = time.perf_counter()
+    for _ in range(n):
+        model.invoke_only()
+    return (time.perf_counter() - t0) / n * 1e3
+
+
+def bench_models(models_dir: Path, frames: list[np.ndarray], rounds: int) -> list[dict[str, Any]]:
+    """Size and bare invoke time (1 and 2 threads) of every palm/landmark model."""
+    manifest = load_manifest(models_dir)["models"]
+    names = sorted(n for n, e in manifest.items() if e.get("kind") in ("palm", "landmark"))
+    frame = frames[len(frames) // 2]
+    palm_in, _ = palm.letterbox(frame)
+    lm_in = np.ascontiguousarray(
+        __import__("cv2").resize(frame, (lmk.INPUT_SIZE, lmk.INPUT_SIZE))[None], dtype=np.float32
+    ) / np.float32(255.0)
+    loaded = {(n, t): load_model(models_dir, n, t) for n in names for t in (1, 2)}
+    times: dict[tuple[str, int], list[float]] = {k: [] for k in loaded}
+    try:
+        for _ in range(rounds):
+            for (n, t), m in loaded.items():
+                x = palm_in if manifest[n]["kind"] == "palm" else lm_in
+                times[(n, t)].append(_time_invokes(m, x, 30))
+    finally:
+        for m in loaded.values():
+            m.close()
+    rows = []
+    for n in names:
+        e = manifest[n]
+        rows.append({
+            "model": n, "kind": e["kind"], "complexity": e.get("complexity"),
+            "precision": e.get("precision"), "bytes": int(e.get("bytes", 0)),
+            "invoke_ms_1t": round(_median_of_rounds(times[(n, 1)]), 3),
+            "invoke_ms_2t": round(_median_of_rounds(times[(n, 2)]), 3),
+        })  # fmt: skip
+    return rows
+
+
+def _run_tracker_once(tracker: HandTracker, frames: list[np.ndarray], fps: float) -> dict[str, float]:
+    tracker.reset()
+    for m in (tracker.palm_model, tracker.landmark_model):
+        m.invoke_seconds, m.invocations = 0.0, 0
+    det0 = tracker.stats.detector_runs
+    t0 = time.perf_counter()
+    for i, f in enumerate(frames):
+        tracker.process(f, i / fps)
+    total = time.perf_counter() - t0
+    invoke = tracker.palm_model.invoke_seconds + tracker.landmark_model.invoke_seconds
+    n = len(frames)
+    return {
+        "ms_per_frame": total / n * 1e3,
+        "invoke_ms_per_frame": invoke / n * 1e3,
+        "detector_runs": float(tracker.stats.detector_runs - det0),
+    }
+
+
+def bench_tracker(
+    cfg: Config, variants: list[tuple[str, str]], frames: list[np.ndarray], fps: float,
+    rounds: int, threads: int,
+) -> list[dict[str, Any]]:  # fmt: skip
+    """Whole-tracker time per frame for each variant (decoding excluded), interleaved."""
+    from device.vision.tracker import build_tracker
+
+    trackers = {}
+    for c, p in variants:
+        vcfg = replace(cfg, models=replace(cfg.models, complexity=c, precision=p, threads=threads))
+        trackers[(c, p)] = build_tracker(vcfg)
+    runs: dict[tuple[str, str], list[dict[str, float]]] = {k: [] for k in trackers}
+    try:
+        for tr in trackers.values():  # warm-up
+            _run_tracker_once(tr, frames[: min(10, len(frames))], fps)
+        for _ in range(rounds):
+            for k, tr in trackers.items():
+                runs[k].append(_run_tracker_once(tr, frames, fps))
+    finally:
+        for tr in trackers.values():
+            tr.close()
+    rows = []
+    for (c, p), rs in runs.items():
+        rs = sorted(rs, key=lambda r: r["ms_per_frame"])
+        mid = rs[len(rs) // 2]
+        overhead = mid["ms_per_frame"] / mid["invoke_ms_per_frame"] - 1.0
+        rows.append({
+            "complexity": c, "precision": p, "threads": threads,
+            "ms_per_frame": round(mid["ms_per_frame"], 3),
+            "invoke_ms_per_frame": round(mid["invoke_ms_per_frame"], 3),
+            "python_overhead": round(overhead, 3),
+            "detector_runs": int(mid["detector_runs"]), "frames": len(frames),
+        })  # fmt: skip
+    return rows
+
+
+def bench_int8_accuracy(
+    cfg: Config, variants: list[tuple[str, str]], frames: list[np.ndarray], fps: float
+) -> list[dict[str, Any]]:
+    """int8 vs fp32 on identical inputs: landmark error on the fp32 tracker's ROIs
+    (% of hand size) and palm-detection recall against the fp32 detector."""
+    from device.vision.tracker import build_tracker
+
+    out = []
+    models_dir = cfg.models.resolved_dir()
+    for c in ("lite", "full"):
+        if (c, "fp32") not in variants:
+            continue
+        others = [p for (cc, p) in variants if cc == c and p != "fp32"]
+        extra = [
+            n for n in load_manifest(models_dir)["models"]
+            if n.startswith(f"hand_landmark_{c}_") and n.endswith("weight_only")
+        ]  # fmt: skip
+        if not others and not extra:
+            continue
+        ref_cfg = replace(cfg, models=replace(cfg.models, complexity=c, precision="fp32"))
+        with build_tracker(ref_cfg) as ref:
+            rois, crops_ok, palm_ref = [], [], []
+            for i, f in enumerate(frames):
+                obs = ref.process(f, i / fps)
+                tracks = list(ref._tracks)
+                if obs and tracks:
+                    rois.append((i, lmk.roi_from_landmarks(obs[0].landmarks), obs[0]))
+                palm_ref.append(ref.detect_palms(f))
+                crops_ok.append(bool(obs))
+            for variant_name in [model_name("landmark", c, p) for p in others] + extra:
+                m = load_model(models_dir, variant_name, 2)
+                errs = []
+                try:
+                    for i, roi, _ob in rois:
+                        f = frames[i]
+                        x, to_img = lmk.warp_roi(f, roi)
+                        r_ref = ref.landmark_model.run(x)
+                        r_q = m.run(x)
+                        a = lmk.unproject(r_ref[0], r_ref[3], 1, 0.5, roi, to_img).landmarks
+                        b = lmk.unproject(r_q[0], r_q[3], 1, 0.5, roi, to_img).landmarks
+                        size = float(np.ptp(a[:, :2], axis=0).max())
+                        errs.append(float(np.linalg.norm(a[:, :2] - b[:, :2], axis=1).mean()) / size * 100)
+                finally:
+                    m.close()
+                out.append({
+                    "model": variant_name, "against": model_name("landmark", c, "fp32"),
+                    "frames": len(errs),
+                    "median_err_pct": round(float(np.median(errs)), 3) if errs else None,
+                    "p95_err_pct": round(float(np.percentile(errs, 95)), 3) if errs else None,
+                    "max_err_pct": round(float(np.max(errs)), 3) if errs else None,
+                })  # fmt: skip
+            for p in others:
+                pname = model_name("palm", c, p)
+                m = load_model(models_dir, pname, 2)
+                anchors = palm.generate_anchors()
+                hit = total = 0
+                try:
+                    for f, dets in zip(frames, palm_ref, strict=True):
+                        if not dets:
+                            continue
+                        x, lb = palm.letterbox(f)
+                        boxes, scores = m.run(x)
+                        q = palm.postprocess(boxes, scores, anchors, lb)
+                        for d in dets:
+                            total += 1
+                            ref_box = np.array(d.box)
+                            if any(palm.box_iou(ref_box, np.array([qd.box]))[0] > 0.5 for qd in q):
+                                hit += 1
+                finally:
+                    m.close()
+                out.append({
+                    "model": pname, "against": model_name("palm", c, "fp32"),
+                    "frames": total, "recall_vs_fp32": round(hit / total, 4) if total else None,
+                })  # fmt: skip
+    return out
+
+
+def bench_reference(
+    reference_python: str, frames: list[np.ndarray], rounds: int, ours: list[dict[str, Any]],
+    ours_landmarks: dict[str, list[Any]] | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """Run MediaPipe legacy Hands (complexity 0 and 1) on the same frames in a subprocess."""
+    if not REFERENCE_SCRIPT.is_file():
+        raise FlexscoreError(f"reference script not found: {REFERENCE_SCRIPT}")
+    py = Path(reference_python)
+    if not py.exists():
+        raise FlexscoreError(
+            f"--reference-python {py} does not exist (create it with scripts/make_reference_venv.sh)"
+        )
+    result: dict[str, Any] = {"python": str(py), "complexity": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        npy = Path(tmp) / "frames.npy"
+        np.save(npy, np.stack(frames))
+        per: dict[int, list[float]] = {0: [], 1: []}
+        last: dict[int, dict[str, Any]] = {}
+        for _ in range(rounds):
+            for c in (0, 1):
+                out = Path(tmp) / f"ref{c}.json"
+                cmd = [str(py), str(REFERENCE_SCRIPT), "--frames", str(npy), "--complexity", str(c),
+                       "--out", str(out)]  # fmt: skip
+                proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
+                if proc.returncode != 0:
+                    raise FlexscoreError(
+                        f"reference run failed (exit {proc.returncode}): {proc.stderr.strip()[-500:]}"
+                    )
+                data = json.loads(out.read_text())
+                per[c].append(float(data["mean_ms"]))
+                last[c] = data
+    for c, complexity in ((0, "lite"), (1, "full")):
+        mp_ms = _median_of_rounds(per[c])
+        entry: dict[str, Any] = {"mediapipe_ms_per_frame": round(mp_ms, 3), "rounds": per[c]}
+        for row in ours:
+            if row["complexity"] == complexity:
+                entry[f"ratio_{row['precision']}"] = round(row["ms_per_frame"] / mp_ms, 3)
+        result["complexity"][str(c)] = entry
+        result.setdefault("mediapipe_version", last[c].get("mediapipe_version"))
+    return result
+
+
+def run_bench(
+    cfg: Config,
+    *,
+    video: str,
+    max_frames: int = 300,
+    rounds: int = 3,
+    threads: int = 2,
+    reference_python: str | None = None,
+    sections: set[str] | None = None,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Run the selected benchmark sections and return one report dict."""
+    sections = sections or set(ALL_SECTIONS)
+    unknown = sections - set(ALL_SECTIONS)
+    if unknown:
+        raise FlexscoreError(f"unknown bench section(s): {', '.join(sorted(unknown))}")
+    from device.video import probe_video
+
+    info = probe_video(video)
+    frames = [rgb for _, _, rgb in read_frames(video, max_frames=max_frames)]
+    models_dir = cfg.models.resolved_dir()
+    variants = available_variants(models_dir)
+    if not variants:
+        raise ModelError(f"no complete palm+landmark model pair in {models_dir}")
+    report: dict[str, Any] = {
+        "machine": machine_info(),
+        "video": {"path": str(video), "frames": len(frames), "width": info.width,
+                  "height": info.height, "fps": info.fps},  # fmt: skip
+        "rounds": rounds,
+        "command": "flexscore bench",
+    }
+    steps: list[tuple[str, Callable[[], Any]]] = []
+    if "models" in sections:
+        steps.append(("models", lambda: bench_models(models_dir, frames, rounds)))
+    if "tracker" in sections or "reference" in sections:
+        steps.append(("tracker", lambda: bench_tracker(cfg, variants, frames, info.fps, rounds, threads)))
+    if "accuracy" in sections:
+        steps.append(("int8_accuracy", lambda: bench_int8_accuracy(cfg, variants, frames, info.fps)))
+    if "reference" in sections and reference_python:
+        steps.append(("reference", lambda: bench_reference(
+            reference_python, frames, rounds, report.get("tracker", []))))  # fmt: skip
+    if "scoring" in sections:
+        steps.append(("scoring", _bench_scoring))
+    if "daemon" in sections:
+        steps.append(("daemon", lambda: _bench_daemon(cfg, video)))
+    for name, fn in steps:
+        log.info("bench: %s", name)
+        t0 = time.perf_counter()
+        report[name] = fn()
+        log.info("bench: %s done in %.1f s", name, time.perf_counter() - t0)
+    return report
+
+
+def _bench_scoring() -> Any:
+    try:
+        from device.scoring import bench as scoring_bench  # type: ignore[attr-defined]
+    except ImportError:
+        return {"skipped": "scoring not installed"}
+    return scoring_bench.bench_scoring()
+
+
+def _bench_daemon(cfg: Config, video: str) -> Any:
+    try:
+        from device import app as app_mod  # type: ignore[attr-defined]
+    except ImportError:
+        return {"skipped": "daemon not available"}
+    fn = getattr(app_mod, "bench_tracking_loop", None)
+    return fn(cfg, video) if fn else {"skipped": "daemon has no tracking-loop benchmark"}
+
+
+def format_report(r: dict[str, Any]) -> str:
+    """Human-readable tables of a report."""
+    lines = [
+        f"flexscore bench — {r['machine']['machine']}, {r['machine']['cpus']} CPUs, "
+        f"Python {r['machine']['python']}; video {Path(r['video']['path']).name} "
+        f"({r['video']['frames']} frames, {r['video']['width']}×{r['video']['height']}); "
+        f"median of {r['rounds']} interleaved rounds",
+    ]
+    if "models" in r:
+        lines += ["", "model                               bytes    invoke 1t   invoke 2t"]
+        for m in r["models"]:
+            lines.append(
+                f"{m['model']:<32} {m['bytes']:>9,}  {m['invoke_ms_1t']:8.2f} ms {m['invoke_ms_2t']:8.2f} ms"
+            )
+    if "tracker" in r:
+        lines += ["", "tracker       ms/frame  invoke ms/frame  python overhead  detector runs"]
+        for t in r["tracker"]:
+            lines.append(
+                f"{t['complexity']:<5} {t['precision']:<6} {t['ms_per_frame']:8.2f}  {t['invoke_ms_per_frame']:12.2f}"
+                f"  {t['python_overhead']:14.1%}  {t['detector_runs']:>6}/{t['frames']}"
+            )
+    if "int8_accuracy" in r:
+        lines += ["", "quantized vs fp32 (same inputs)"]
+        for a in r["int8_accuracy"]:
+            if "recall_vs_fp32" in a:
+                lines.append(f"  {a['model']:<34} palm recall {a['recall_vs_fp32']} on {a['frames']} palms")
+            else:
+                lines.append(
+                    f"  {a['model']:<34} landmark error median {a['median_err_pct']} %, "
+                    f"p95 {a['p95_err_pct']} % of hand size ({a['frames']} frames)"
+                )
+    if "reference" in r:
+        ref = r["reference"]
+        lines += ["", f"MediaPipe {ref.get('mediapipe_version')} legacy Hands, same frames:"]
+        for c, e in ref["complexity"].items():
+            ratios = ", ".join(f"{k[6:]} {v:.2f}×" for k, v in e.items() if k.startswith("ratio_"))
+            lines.append(f"  complexity {c}: {e['mediapipe_ms_per_frame']:.2f} ms/frame; ours/MediaPipe: {ratios}")
+    for key in ("scoring", "daemon"):
+        if key in r:
+            lines += ["", f"{key}: {json.dumps(r[key])}"]
+    return "\n".join(lines)

@@ -1,0 +1,137 @@
+"""Hand landmark model pre/post-processing (pure numpy + one OpenCV warp).
+
+Ports MediaPipe's ``hand_landmark_cpu.pbtxt`` (ImageToTensor 224×224 in [0, 1],
+TensorsToLandmarks with normalize_z 0.4, LandmarkProjection, WorldLandmarkProjection) and
+``hand_landmark_landmarks_to_roi.pbtxt`` + ``hand_landmarks_to_rect_calculator.cc``
+(rotation wrist → mean of index/middle/ring base joints, box of the stable joints,
+scale 2.0, shift −0.1).
+
+Frames and units: the model input is the ROI warped to 224×224 *input pixels*; results are
+returned in **image pixels** (x, y) with z on the same pixel scale (relative to the wrist
+depth, negative towards the camera), and world landmarks in **metres**.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from device.vision.geometry import Roi, apply_affine, normalize_radians, transform_rect
+
+INPUT_SIZE = 224
+NORMALIZE_Z = 0.4
+LANDMARK_ROI_SCALE = 2.0
+LANDMARK_ROI_SHIFT_Y = -0.1
+TARGET_ANGLE = math.pi / 2
+# Joints that are stable across frames (wrist, CMC/MCP/IP of the thumb, MCP and PIP of the
+# fingers): MediaPipe's SplitNormalizedLandmarkList ranges [0,4) [5,7) [9,11) [13,15) [17,19).
+ROI_JOINTS = np.array([0, 1, 2, 3, 5, 6, 9, 10, 13, 14, 17, 18])
+WRIST, INDEX_MCP, MIDDLE_MCP, RING_MCP = 0, 5, 9, 13
+
+
+def warp_roi(rgb: np.ndarray, roi: Roi, size: int = INPUT_SIZE) -> tuple[np.ndarray, np.ndarray]:
+    """Crop the rotated ROI to a [1, size, size, 3] float32 tensor in [0, 1].
+
+    Returns the tensor and the 2×3 affine matrix mapping input pixels → image pixels.
+    Pixels outside the image are zero (MediaPipe's letterbox border).
+    """
+    to_image = roi.input_to_image(size)
+    to_input = roi.image_to_input(size)
+    crop = cv2.warpAffine(
+        rgb,
+        to_input,
+        (size, size),
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=(0, 0, 0),
+    )
+    tensor = crop.astype(np.float32)
+    tensor *= np.float32(1.0 / 255.0)
+    return tensor[None], to_image
+
+
+@dataclass(frozen=True)
+class LandmarkResult:
+    """Landmark model output for one ROI, already in image space.
+
+    ``landmarks``: float32 [21, 3] image px (z relative, px scale); ``world``: float32 [21, 3]
+    metres (ROI-centred, rotated back to the image orientation); ``presence`` in [0, 1];
+    ``right_score``: probability that the model calls the hand "Right" (MediaPipe convention).
+    """
+
+    landmarks: np.ndarray
+    world: np.ndarray
+    presence: float
+    right_score: float
+
+    @property
+    def handedness(self) -> str:
+        return "Right" if self.right_score >= 0.5 else "Left"
+
+    @property
+    def handedness_score(self) -> float:
+        return max(self.right_score, 1.0 - self.right_score)
+
+
+def unproject(
+    raw_landmarks: np.ndarray,
+    raw_world: np.ndarray,
+    presence: float,
+    handedness_raw: float,
+    roi: Roi,
+    to_image: np.ndarray,
+    size: int = INPUT_SIZE,
+) -> LandmarkResult:
+    """Map raw model outputs (input pixels) back to the image.
+
+    ``handedness_raw`` is the model's handedness output, which MediaPipe's
+    ``handedness.txt`` label map names as the probability of "Left" for index 0 under
+    binary classification; we store the probability of "Right" (1 − raw).
+    """
+    lm = np.asarray(raw_landmarks, dtype=np.float32).reshape(21, 3)
+    out = np.empty((21, 3), dtype=np.float32)
+    out[:, :2] = apply_affine(to_image, lm[:, :2])
+    out[:, 2] = lm[:, 2] / size / NORMALIZE_Z * roi.size
+    world = np.asarray(raw_world, dtype=np.float32).reshape(21, 3).copy()
+    c, s = math.cos(roi.rotation), math.sin(roi.rotation)
+    wx, wy = world[:, 0].copy(), world[:, 1].copy()
+    world[:, 0] = c * wx - s * wy
+    world[:, 1] = s * wx + c * wy
+    return LandmarkResult(out, world, float(presence), float(1.0 - handedness_raw))
+
+
+def roi_from_landmarks(landmarks: np.ndarray) -> Roi:
+    """Next frame's ROI from this frame's landmarks (image px), as MediaPipe tracks.
+
+    Rotation: wrist → mean(mean(index MCP, ring MCP), middle MCP), target 90°. Box: the
+    stable joints' extent in the rotated frame, then scale 2.0, shift −0.1, square.
+    """
+    pts = np.asarray(landmarks, dtype=np.float64)[ROI_JOINTS, :2]
+    full = np.asarray(landmarks, dtype=np.float64)
+    x0, y0 = full[WRIST, :2]
+    mid = (full[INDEX_MCP, :2] + full[RING_MCP, :2]) / 2.0
+    x1, y1 = (mid + full[MIDDLE_MCP, :2]) / 2.0
+    rotation = normalize_radians(TARGET_ANGLE - math.atan2(-(y1 - y0), x1 - x0))
+    centre_aa = (pts.max(axis=0) + pts.min(axis=0)) / 2.0
+    rel = pts - centre_aa
+    rev = -rotation
+    c, s = math.cos(rev), math.sin(rev)
+    proj = np.stack([rel[:, 0] * c - rel[:, 1] * s, rel[:, 0] * s + rel[:, 1] * c], axis=1)
+    pmax, pmin = proj.max(axis=0), proj.min(axis=0)
+    pc = (pmax + pmin) / 2.0
+    cr, sr = math.cos(rotation), math.sin(rotation)
+    cx = pc[0] * cr - pc[1] * sr + centre_aa[0]
+    cy = pc[0] * sr + pc[1] * cr + centre_aa[1]
+    width, height = pmax - pmin
+    return transform_rect(
+        float(cx),
+        float(cy),
+        float(width),
+        float(height),
+        rotation,
+        scale=LANDMARK_ROI_SCALE,
+        shift_y=LANDMARK_ROI_SHIFT_Y,
+    )

@@ -1,0 +1,231 @@
+"""Video-mode hand tracker: palm detector only when a hand is missing, ROI carried over.
+
+Owns its two models and the per-hand state; returns frozen :class:`HandObservation` values.
+Follows MediaPipe's ``hand_landmark_tracking_cpu.pbtxt``: detect palms when fewer hands are
+tracked than asked for, drop detections that overlap a tracked ROI (similarity 0.5), run
+the landmark model on every ROI, keep hands whose presence ≥ threshold, and derive the next
+frame's ROI from this frame's landmarks.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from device.config import Config, TrackerConfig
+from device.errors import InputError
+from device.vision import landmarks as lmk
+from device.vision import palm
+from device.vision.filters import OneEuroFilter
+from device.vision.geometry import Roi
+from device.vision.runtime import TFLiteModel, load_model, model_name
+from device.vision.types import HandObservation
+
+log = logging.getLogger(__name__)
+
+MIN_FRAME_SIDE = 32
+MAX_FRAME_SIDE = 4096
+ROI_SIMILARITY = 0.5
+
+
+def check_frame(rgb: object) -> np.ndarray:
+    """Validate a frame: uint8 RGB [H, W, 3] within the supported size range."""
+    if not isinstance(rgb, np.ndarray):
+        raise InputError(f"a frame must be a numpy array, got {type(rgb).__name__}")
+    if rgb.ndim == 2 or (rgb.ndim == 3 and rgb.shape[2] == 1):
+        raise InputError(
+            f"frame is grayscale ({rgb.shape[1]}×{rgb.shape[0]}); the tracker needs RGB "
+            "frames [H, W, 3] — convert it first (e.g. cv2.cvtColor(frame, cv2.COLOR_GRAY2RGB))"
+        )
+    if rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise InputError(f"frame must have shape [H, W, 3] (RGB), got {list(rgb.shape)}")
+    if rgb.dtype != np.uint8:
+        raise InputError(f"frame must be uint8, got {rgb.dtype}")
+    h, w = rgb.shape[:2]
+    if min(h, w) < MIN_FRAME_SIDE:
+        raise InputError(
+            f"frame {w}×{h} is too small: the tracker needs at least "
+            f"{MIN_FRAME_SIDE}×{MIN_FRAME_SIDE} pixels"
+        )
+    if max(h, w) > MAX_FRAME_SIDE:
+        raise InputError(
+            f"frame {w}×{h} is too large: at most {MAX_FRAME_SIDE} pixels on a side are "
+            "supported (scale the video down, e.g. to 1280×720)"
+        )
+    return rgb
+
+
+@dataclass
+class _Track:
+    roi: Roi
+    filter: OneEuroFilter
+    from_detector: bool = True
+
+
+@dataclass
+class TrackerStats:
+    frames: int = 0
+    detector_runs: int = 0
+    landmark_runs: int = 0
+    seconds: float = 0.0
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+class HandTracker:
+    """Tracks up to ``cfg.max_hands`` hands through a sequence of RGB frames."""
+
+    def __init__(self, palm_model: TFLiteModel, landmark_model: TFLiteModel, cfg: TrackerConfig):
+        self.palm_model = palm_model
+        self.landmark_model = landmark_model
+        self.cfg = cfg
+        self._anchors = palm.generate_anchors(palm.INPUT_SIZE)
+        self._tracks: list[_Track] = []
+        self._index = 0
+        self.stats = TrackerStats()
+        self._closed = False
+
+    # -- lifecycle ----------------------------------------------------------------
+    def reset(self) -> None:
+        """Forget tracked hands (the next frame runs the palm detector)."""
+        self._tracks = []
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self.palm_model.close()
+        self.landmark_model.close()
+        log.debug("tracker closed after %d frames", self.stats.frames)
+
+    def __enter__(self) -> HandTracker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else f"{len(self._tracks)} tracked"
+        return f"<HandTracker {self.landmark_model.name} {state}>"
+
+    # -- stages -------------------------------------------------------------------
+    def detect_palms(self, rgb: np.ndarray) -> list[palm.PalmDetection]:
+        """Run the palm detector on a whole frame (letterboxed to 192×192)."""
+        tensor, lb = palm.letterbox(rgb, palm.INPUT_SIZE)
+        raw_boxes, raw_scores = self.palm_model.run(tensor)
+        self.stats.detector_runs += 1
+        return palm.postprocess(
+            raw_boxes,
+            raw_scores,
+            self._anchors,
+            lb,
+            min_score=self.cfg.min_detection_score,
+            iou_threshold=self.cfg.nms_iou,
+        )
+
+    def landmarks_in(self, rgb: np.ndarray, roi: Roi) -> lmk.LandmarkResult:
+        """Run the landmark model on one ROI and map the result to image pixels."""
+        tensor, to_image = lmk.warp_roi(rgb, roi, lmk.INPUT_SIZE)
+        raw_lm, raw_presence, raw_hand, raw_world = self.landmark_model.run(tensor)
+        self.stats.landmark_runs += 1
+        return lmk.unproject(
+            raw_lm, raw_world, float(raw_presence.reshape(-1)[0]),
+            float(raw_hand.reshape(-1)[0]), roi, to_image,
+        )  # fmt: skip
+
+    # -- main entry ---------------------------------------------------------------
+    def process(self, rgb: np.ndarray, t: float | None = None) -> list[HandObservation]:
+        """Track hands in one RGB frame taken at ``t`` seconds; one observation per hand."""
+        if self._closed:
+            raise InputError("tracker is closed")
+        rgb = check_frame(rgb)
+        start = time.perf_counter()
+        index = self._index
+        self._index += 1
+        t = float(index) / 30.0 if t is None else float(t)
+        h, w = rgb.shape[:2]
+
+        candidates = list(self._tracks)
+        if len(candidates) < self.cfg.max_hands:
+            for det in self.detect_palms(rgb):
+                roi = det.to_roi()
+                if any(roi.iou(tr.roi) > ROI_SIMILARITY for tr in candidates):
+                    continue
+                candidates.append(_Track(roi, self._new_filter(), from_detector=True))
+                if len(candidates) >= self.cfg.max_hands:
+                    break
+
+        observations: list[HandObservation] = []
+        kept: list[_Track] = []
+        for tr in candidates:
+            res = self.landmarks_in(rgb, tr.roi)
+            if res.presence < self.cfg.min_presence:
+                continue
+            raw = res.landmarks
+            pts = raw
+            if self.cfg.filter.enabled:
+                size = float(np.ptp(raw[:, :2], axis=0).max())
+                pts = tr.filter(raw, t, scale=max(size, 1.0))
+            observations.append(
+                HandObservation(
+                    frame_index=index,
+                    t=t,
+                    image_size=(w, h),
+                    detected=True,
+                    presence=res.presence,
+                    handedness=res.handedness,
+                    handedness_score=res.handedness_score,
+                    landmarks=pts,
+                    world_landmarks=res.world,
+                    from_detector=tr.from_detector,
+                )
+            )
+            # The next ROI follows the raw (unsmoothed) landmarks, as MediaPipe does.
+            kept.append(_Track(lmk.roi_from_landmarks(raw), tr.filter, from_detector=False))
+        self._tracks = self._dedupe(kept)
+        self.stats.frames += 1
+        self.stats.seconds += time.perf_counter() - start
+        return observations
+
+    def process_one(self, rgb: np.ndarray, t: float | None = None) -> HandObservation:
+        """Like :meth:`process` for one hand: the best hand, or a 'not detected' observation."""
+        obs = self.process(rgb, t)
+        if obs:
+            return max(obs, key=lambda o: o.presence)
+        h, w = rgb.shape[:2]
+        return HandObservation(
+            frame_index=self._index - 1,
+            t=float(self._index - 1) / 30.0 if t is None else float(t),
+            image_size=(w, h),
+            detected=False,
+        )
+
+    def _new_filter(self) -> OneEuroFilter:
+        f = self.cfg.filter
+        return OneEuroFilter(f.min_cutoff, f.beta, f.d_cutoff)
+
+    @staticmethod
+    def _dedupe(tracks: list[_Track]) -> list[_Track]:
+        """Two ROIs that converged on the same hand: keep the first."""
+        out: list[_Track] = []
+        for tr in tracks:
+            if all(tr.roi.iou(o.roi) <= ROI_SIMILARITY for o in out):
+                out.append(tr)
+        return out
+
+
+def build_tracker(cfg: Config) -> HandTracker:
+    """Load the configured palm and landmark models and build a tracker."""
+    mc = cfg.models
+    models_dir = mc.resolved_dir()
+    palm_model = load_model(models_dir, model_name("palm", mc.complexity, mc.precision), mc.threads)
+    try:
+        lm_model = load_model(
+            models_dir, model_name("landmark", mc.complexity, mc.precision), mc.threads
+        )
+    except BaseException:
+        palm_model.close()
+        raise
+    return HandTracker(palm_model, lm_model, cfg.tracker)
