@@ -28,6 +28,7 @@ from device.errors import FlexscoreError, ModelError
 from device.video import read_frames
 from device.vision import landmarks as lmk
 from device.vision import palm
+from device.vision.geometry import Roi
 from device.vision.runtime import TFLiteModel, load_manifest, load_model, model_name
 from device.vision.tracker import HandTracker
 
@@ -177,19 +178,18 @@ def bench_int8_accuracy(
             continue
         ref_cfg = replace(cfg, models=replace(cfg.models, complexity=c, precision="fp32"))
         with build_tracker(ref_cfg) as ref:
-            rois, crops_ok, palm_ref = [], [], []
+            rois: list[tuple[int, Roi]] = []
+            palm_ref = []
             for i, f in enumerate(frames):
                 obs = ref.process(f, i / fps)
-                tracks = list(ref._tracks)
-                if obs and tracks:
-                    rois.append((i, lmk.roi_from_landmarks(obs[0].landmarks), obs[0]))
+                if obs and obs[0].landmarks is not None:
+                    rois.append((i, lmk.roi_from_landmarks(obs[0].landmarks)))
                 palm_ref.append(ref.detect_palms(f))
-                crops_ok.append(bool(obs))
             for variant_name in [model_name("landmark", c, p) for p in others] + extra:
                 m = load_model(models_dir, variant_name, 2)
                 errs = []
                 try:
-                    for i, roi, _ob in rois:
+                    for i, roi in rois:
                         f = frames[i]
                         x, to_img = lmk.warp_roi(f, roi)
                         r_ref = ref.landmark_model.run(x)
@@ -301,8 +301,13 @@ def run_bench(
         raise ModelError(f"no complete palm+landmark model pair in {models_dir}")
     report: dict[str, Any] = {
         "machine": machine_info(),
-        "video": {"path": str(video), "frames": len(frames), "width": info.width,
-                  "height": info.height, "fps": info.fps},  # fmt: skip
+        "video": {
+            "path": str(video),
+            "frames": len(frames),
+            "width": info.width,
+            "height": info.height,
+            "fps": info.fps,
+        },
         "rounds": rounds,
         "command": "flexscore bench",
     }
@@ -363,7 +368,8 @@ def format_report(r: dict[str, Any]) -> str:
         lines += ["", "tracker       ms/frame  invoke ms/frame  python overhead  detector runs"]
         for t in r["tracker"]:
             lines.append(
-                f"{t['complexity']:<5} {t['precision']:<6} {t['ms_per_frame']:8.2f}  {t['invoke_ms_per_frame']:12.2f}"
+                f"{t['complexity']:<5} {t['precision']:<6} {t['ms_per_frame']:8.2f}  "
+                f"{t['invoke_ms_per_frame']:12.2f}"
                 f"  {t['python_overhead']:14.1%}  {t['detector_runs']:>6}/{t['frames']}"
             )
     if "int8_accuracy" in r:
@@ -381,7 +387,9 @@ def format_report(r: dict[str, Any]) -> str:
         lines += ["", f"MediaPipe {ref.get('mediapipe_version')} legacy Hands, same frames:"]
         for c, e in ref["complexity"].items():
             ratios = ", ".join(f"{k[6:]} {v:.2f}×" for k, v in e.items() if k.startswith("ratio_"))
-            lines.append(f"  complexity {c}: {e['mediapipe_ms_per_frame']:.2f} ms/frame; ours/MediaPipe: {ratios}")
+            lines.append(
+                f"  complexity {c}: {e['mediapipe_ms_per_frame']:.2f} ms/frame; ours/MediaPipe: {ratios}"
+            )
     for key in ("scoring", "daemon"):
         if key in r:
             lines += ["", f"{key}: {json.dumps(r[key])}"]

@@ -96,8 +96,7 @@ def read_frames(
         and index < info.frame_count * TRUNCATION_TOLERANCE - 1
     ):
         raise VideoError(
-            f"{path}: video is truncated or corrupt: decoded {index} of "
-            f"{info.frame_count} frames"
+            f"{path}: video is truncated or corrupt: decoded {index} of {info.frame_count} frames"
         )
 
 

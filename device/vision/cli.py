@@ -33,7 +33,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
     return cfg
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,unused-ignore]
     p = sub.add_parser(
         "track",
         help="track the hand in a video and write landmarks as JSON",
@@ -45,7 +45,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--json", dest="json_out", metavar="OUT", help="write landmarks JSON here ('-' = stdout)")
     p.add_argument("--overlay", metavar="OUT.mp4", help="write the video with the skeleton drawn")
     p.add_argument("--flip", action="store_true", help="mirror frames left–right first")
-    p.add_argument("--rotate", type=int, default=0, choices=(0, 90, 180, 270), help="rotate frames clockwise first")
+    p.add_argument(
+        "--rotate",
+        type=int,
+        default=0,
+        choices=(0, 90, 180, 270),
+        help="rotate frames clockwise first",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_model_args(p)
     p.set_defaults(func=cmd_track)
@@ -59,9 +65,16 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     b.add_argument("--video", default=str(SAMPLE_VIDEO), help="video whose frames are used")
     b.add_argument("--max-frames", type=int, default=300, help="frames to use (default 300)")
     b.add_argument("--rounds", type=int, default=3, help="interleaved rounds per measurement")
-    b.add_argument("--reference-python", metavar="PATH",
-                   help="python of a venv with mediapipe==0.10.21 (scripts/make_reference_venv.sh)")  # fmt: skip
-    b.add_argument("--only", default="", help="comma list of sections: models,tracker,accuracy,reference,scoring,daemon")
+    b.add_argument(
+        "--reference-python",
+        metavar="PATH",
+        help="python of a venv with mediapipe==0.10.21 (scripts/make_reference_venv.sh)",
+    )
+    b.add_argument(
+        "--only",
+        default="",
+        help="comma list of sections: models,tracker,accuracy,reference,scoring,daemon",
+    )
     b.add_argument("--json", dest="json_out", nargs="?", const="-", metavar="OUT",
                    help="write the full report as JSON (to stdout without OUT)")  # fmt: skip
     b.add_argument("--threads", type=int, default=2, help="threads for the tracker (default 2)")

@@ -94,7 +94,9 @@ def letterbox(rgb: np.ndarray, size: int = INPUT_SIZE) -> tuple[np.ndarray, Lett
     scale = min(size / w, size / h)
     nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
     pad_x, pad_y = (size - nw) // 2, (size - nh) // 2
-    resized = cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    resized = cv2.resize(
+        rgb, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    )
     canvas = np.zeros((1, size, size, 3), dtype=np.float32)
     canvas[0, pad_y : pad_y + nh, pad_x : pad_x + nw] = resized * np.float32(1.0 / 255.0)
     sx, sy = nw / w, nh / h

@@ -25,10 +25,10 @@ import cv2
 import numpy as np
 
 from device.errors import VideoError
-from device.vision.draw import draw_observation
-from device.vision.tracker import HandTracker, check_frame
-from device.vision.types import HandObservation
 from device.video import VideoInfo, probe_video, read_frames
+from device.vision.draw import draw_observation
+from device.vision.tracker import HandTracker, check_frame, check_frame_size
+from device.vision.types import HandObservation
 
 log = logging.getLogger(__name__)
 
@@ -64,11 +64,25 @@ def observation_json(o: HandObservation) -> dict[str, Any]:
     }
 
 
+def is_grayscale(rgb: np.ndarray, tolerance: int = 3) -> bool:
+    """True when an RGB frame carries no colour (channels equal up to codec rounding)."""
+    small = rgb[:: max(1, rgb.shape[0] // 64), :: max(1, rgb.shape[1] // 64)].astype(np.int16)
+    return bool(
+        np.abs(small[..., 0] - small[..., 1]).max() <= tolerance
+        and np.abs(small[..., 1] - small[..., 2]).max() <= tolerance
+    )
+
+
 def transform_frame(rgb: np.ndarray, flip: bool = False, rotate: int = 0) -> np.ndarray:
     """Mirror left–right and/or rotate clockwise by 0/90/180/270 degrees."""
     if flip:
         rgb = rgb[:, ::-1]
-    k = {0: None, 90: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_COUNTERCLOCKWISE}
+    k = {
+        0: None,
+        90: cv2.ROTATE_90_CLOCKWISE,
+        180: cv2.ROTATE_180,
+        270: cv2.ROTATE_90_COUNTERCLOCKWISE,
+    }
     if rotate not in k:
         raise VideoError(f"rotation must be 0, 90, 180 or 270 degrees, got {rotate}")
     code = k[rotate]
@@ -86,6 +100,11 @@ def track_frames(
     out: list[HandObservation] = []
     for index, t, rgb in frames:
         check_frame(rgb)
+        if index == 0 and is_grayscale(rgb):
+            raise VideoError(
+                "the video is grayscale (all colour channels equal): the hand models need "
+                "colour frames — use a colour camera or recording"
+            )
         ob = tracker.process_one(rgb, t)
         ob = HandObservation(**{**ob.__dict__, "frame_index": index})
         out.append(ob)
@@ -105,6 +124,7 @@ def track_video(
 ) -> TrackResult:
     """Track every frame of a video; optionally write an annotated copy to ``overlay``."""
     info = probe_video(path)
+    check_frame_size(info.width, info.height)  # before decoding anything
     if rotate in (90, 270):
         info = VideoInfo(info.path, info.height, info.width, info.fps, info.frame_count)
     writer: cv2.VideoWriter | None = None

@@ -44,7 +44,12 @@ def check_frame(rgb: object) -> np.ndarray:
         raise InputError(f"frame must have shape [H, W, 3] (RGB), got {list(rgb.shape)}")
     if rgb.dtype != np.uint8:
         raise InputError(f"frame must be uint8, got {rgb.dtype}")
-    h, w = rgb.shape[:2]
+    check_frame_size(rgb.shape[1], rgb.shape[0])
+    return rgb
+
+
+def check_frame_size(w: int, h: int) -> None:
+    """Refuse frames the tracker cannot handle well (too small to hold a hand, or huge)."""
     if min(h, w) < MIN_FRAME_SIDE:
         raise InputError(
             f"frame {w}×{h} is too small: the tracker needs at least "
@@ -55,7 +60,6 @@ def check_frame(rgb: object) -> np.ndarray:
             f"frame {w}×{h} is too large: at most {MAX_FRAME_SIDE} pixels on a side are "
             "supported (scale the video down, e.g. to 1280×720)"
         )
-    return rgb
 
 
 @dataclass

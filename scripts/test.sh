@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The README's test command: installs what the tests need, then lint, type check, tests.
+# Runs unattended (CI calls it via .ci/run). Exit status: 0 only if every step passed and
+# pytest actually ran tests (pytest's "no tests collected", exit 5, counts as failure).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+
+# Debian packages the tests use: systemd-analyze (unit checks), chromium (browser tests).
+need=()
+command -v systemd-analyze >/dev/null || need+=(systemd)
+if ls tests/test_browser*.py >/dev/null 2>&1; then command -v chromium >/dev/null || need+=(chromium); fi
+if [ ${#need[@]} -gt 0 ]; then
+    if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+        echo "flexscore: installing Debian packages: ${need[*]}" >&2
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+    else
+        echo "flexscore: missing ${need[*]} (not root: the tests that need them will skip)" >&2
+    fi
+fi
+
+bash scripts/setup-venv.sh dev
+venv=${FLEXSCORE_VENV:-.venv}
+
+echo "== ruff" >&2
+"$venv/bin/ruff" check device tests scripts
+echo "== mypy" >&2
+"$venv/bin/mypy"
+echo "== pytest" >&2
+set +e
+"$venv/bin/python" -m pytest -W error "$@"
+rc=$?
+set -e
+if [ $rc -eq 5 ]; then
+    echo "flexscore: pytest collected no tests — that is a failure" >&2
+    exit 1
+fi
+exit $rc

@@ -1,0 +1,167 @@
+"""``flexscore track``: output format, overlay, and every bad input as one clear error."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from device.cli import main
+
+
+def _write_video(path: Path, size: tuple[int, int], frames: int, color: bool = True) -> Path:
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), 10, size, isColor=color)
+    assert w.isOpened()
+    for i in range(frames):
+        shape = (size[1], size[0], 3) if color else (size[1], size[0])
+        img = np.full(shape, 40 + i, np.uint8)
+        if color:
+            img[..., 0] = 200
+        w.write(img)
+    w.release()
+    return path
+
+
+def test_track_writes_json_and_overlay(tmp_path: Path, sample_video: Path) -> None:
+    out, ov = tmp_path / "t.json", tmp_path / "o.mp4"
+    assert (
+        main(
+            [
+                "track",
+                str(sample_video),
+                "--json",
+                str(out),
+                "--overlay",
+                str(ov),
+                "--models",
+                "lite",
+            ]
+        )
+        == 0
+    )
+    data = json.loads(out.read_text())
+    assert (data["width"], data["height"]) == (306, 244) and data["fps"] == pytest.approx(15)
+    assert len(data["frames"]) == 77
+    f = data["frames"][40]
+    assert set(f) == {"index", "t", "detected", "presence", "handedness", "landmarks"}
+    assert f["index"] == 40 and f["t"] == pytest.approx(40 / 15)
+    assert f["detected"] and f["handedness"] == "Right"
+    assert np.array(f["landmarks"]).shape == (21, 3)
+    assert sum(fr["detected"] for fr in data["frames"]) >= 76
+    cap = cv2.VideoCapture(str(ov))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 77
+    cap.release()
+
+
+def test_track_rotated_output_size(tmp_path: Path, sample_video: Path) -> None:
+    out = tmp_path / "r.json"
+    assert (
+        main(["track", str(sample_video), "--json", str(out), "--rotate", "90", "--models", "lite"])
+        == 0
+    )
+    data = json.loads(out.read_text())
+    assert (data["width"], data["height"]) == (244, 306)
+    assert sum(fr["detected"] for fr in data["frames"]) >= 75
+
+
+def _bad_inputs(tmp: Path, sample_video: Path) -> dict[str, tuple[Path, str]]:
+    text = tmp / "notes.mp4"
+    text.write_text("this is not a video\n" * 50)
+    empty = tmp / "empty.mp4"
+    empty.write_bytes(b"")
+    trunc = tmp / "truncated.mp4"
+    trunc.write_bytes(sample_video.read_bytes()[: sample_video.stat().st_size // 2])
+    zero = tmp / "zero.avi"
+    cv2.VideoWriter(str(zero), cv2.VideoWriter.fourcc(*"MJPG"), 10, (320, 240)).release()
+    return {
+        "missing": (tmp / "nope.mp4", "not found"),
+        "directory": (tmp, "not a file"),
+        "not a video": (text, "cannot open"),
+        "empty file": (empty, "empty"),
+        "truncated": (trunc, "truncated|cannot open|no frame"),
+        "zero frames": (zero, "no frame|cannot open"),
+        "grayscale": (_write_video(tmp / "gray.avi", (320, 240), 3, color=False), "grayscale"),
+        "16x16": (_write_video(tmp / "tiny.avi", (16, 16), 3), "too small"),
+        "8K": (_write_video(tmp / "huge.avi", (7680, 4320), 2), "too large"),
+    }
+
+
+def test_bad_inputs_each_give_one_clear_error(
+    tmp_path: Path, sample_video: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import re
+
+    for name, (path, pattern) in _bad_inputs(tmp_path, sample_video).items():
+        out = tmp_path / f"{name}.json"
+        code = main(["track", str(path), "--json", str(out), "--models", "lite"])
+        err = capsys.readouterr().err
+        assert code != 0, name
+        assert err.startswith("flexscore: error: "), (name, err)
+        assert re.search(pattern, err), (name, err)
+        assert "Traceback" not in err
+        assert not out.exists(), name  # nothing half-written
+
+
+def test_bad_input_from_a_real_process_has_no_traceback(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "device.cli", "track", str(tmp_path / "missing.mp4"), "--json", "-"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert "video file not found" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_missing_and_corrupt_model_are_clear(
+    tmp_path: Path, models_dir: Path, sample_video: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shutil
+
+    broken = tmp_path / "models"
+    shutil.copytree(models_dir, broken)
+    (broken / "hand_landmark_lite_fp32.tflite").write_bytes(b"\0" * 100)
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[models]\ndir = "{broken}"\ncomplexity = "lite"\nprecision = "fp32"\n')
+    assert (
+        main(["track", str(sample_video), "--json", str(tmp_path / "x.json"), "--config", str(cfg)])
+        == 2
+    )
+    assert "does not match the manifest" in capsys.readouterr().err
+    (broken / "hand_landmark_lite_fp32.tflite").unlink()
+    assert (
+        main(["track", str(sample_video), "--json", str(tmp_path / "x.json"), "--config", str(cfg)])
+        == 2
+    )
+    assert "model file missing" in capsys.readouterr().err
+    cfg.write_text(f'[models]\ndir = "{tmp_path / "nowhere"}"\n')
+    assert (
+        main(["track", str(sample_video), "--json", str(tmp_path / "x.json"), "--config", str(cfg)])
+        == 2
+    )
+    assert "manifest not found" in capsys.readouterr().err
+
+
+def test_wrong_model_file_is_detected(tmp_path: Path, models_dir: Path) -> None:
+    """A valid TFLite file in the wrong place (right sha256 in a tampered manifest) is caught
+    by the tensor-signature check."""
+    import shutil
+
+    from device.errors import ModelError
+    from device.vision.runtime import load_model, sha256_file
+
+    broken = tmp_path / "models"
+    shutil.copytree(models_dir, broken)
+    shutil.copy(
+        broken / "palm_detection_lite_fp32.tflite", broken / "hand_landmark_lite_fp32.tflite"
+    )
+    manifest = json.loads((broken / "manifest.json").read_text())
+    manifest["models"]["hand_landmark_lite_fp32"]["sha256"] = sha256_file(
+        broken / "hand_landmark_lite_fp32.tflite"
+    )
+    (broken / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ModelError, match="wrong model file"):
+        load_model(broken, "hand_landmark_lite_fp32")
