@@ -7,7 +7,7 @@ landmarks; gaps are handled by the features, not here.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -48,14 +48,44 @@ class Trial:
         if not isinstance(lm, np.ndarray) or lm.ndim != 3 or lm.shape[1:] != (NUM_LANDMARKS, 3):
             shape = getattr(lm, "shape", type(lm).__name__)
             raise InputError(f"trial landmarks must have shape [T, 21, 3], got {shape}")
+        if not isinstance(self.t, np.ndarray) or not isinstance(self.presence, np.ndarray):
+            raise InputError("trial t and presence must be numpy arrays")
         n = lm.shape[0]
         if self.t.shape != (n,) or self.presence.shape != (n,) or len(self.handedness) != n:
             raise InputError(
                 f"trial arrays disagree in length: landmarks {n}, t {self.t.shape}, "
                 f"presence {self.presence.shape}, handedness {len(self.handedness)}"
             )
+        if n == 0:
+            raise InputError("a trial needs at least one frame; got none")
         if self.side not in (None, "left", "right"):
             raise InputError(f"trial side must be 'left', 'right' or None, got {self.side!r}")
+        try:
+            lm32 = np.asarray(lm, dtype=np.float32)
+            t64 = np.asarray(self.t, dtype=np.float64)
+            pres = np.asarray(self.presence, dtype=np.float32)
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"trial arrays must be numeric: {exc}") from None
+        _validate_values(lm32, t64, pres, self.has_z)
+        # Coerce once here so every consumer can rely on the dtypes (frozen: bypass setattr).
+        object.__setattr__(self, "landmarks", lm32)
+        object.__setattr__(self, "t", t64)
+        object.__setattr__(self, "presence", pres)
+        object.__setattr__(self, "handedness", tuple(self.handedness))
+
+    @property
+    def detected(self) -> np.ndarray:
+        """bool [T]: frames with a tracked hand (landmark rows that are not NaN)."""
+        return ~np.isnan(self.landmarks[:, :, :2]).any(axis=(1, 2))
+
+    @property
+    def fps(self) -> float:
+        """Mean frame rate (0 for a single frame)."""
+        return (self.num_frames - 1) / self.duration if self.duration > 0 else 0.0
+
+    def with_side(self, side: Side | None) -> Trial:
+        """The same trial assessed for another side."""
+        return replace(self, side=side)
 
     @property
     def num_frames(self) -> int:
@@ -96,3 +126,30 @@ class Trial:
             side=side,
             mirrored=mirrored,
         )
+
+
+def _validate_values(lm: np.ndarray, t: np.ndarray, presence: np.ndarray, has_z: bool) -> None:
+    """Reject values no tracker produces: inf, half-missing frames, time going backwards."""
+    if np.isinf(lm).any():
+        frame = int(np.argwhere(np.isinf(lm))[0, 0])
+        raise InputError(f"trial landmarks contain inf (first at frame {frame})")
+    xy_nan = np.isnan(lm[:, :, :2])
+    partial = xy_nan.any(axis=(1, 2)) & ~xy_nan.all(axis=(1, 2))
+    if partial.any():
+        frame = int(np.flatnonzero(partial)[0])
+        raise InputError(
+            f"trial frame {frame} has NaN in some landmarks but not all: a frame is either "
+            "tracked (21 finite points) or missing (all NaN)"
+        )
+    if has_z:
+        z_nan = np.isnan(lm[:, :, 2]) & ~xy_nan.all(axis=2)
+        if z_nan.any():
+            frame = int(np.argwhere(z_nan)[0, 0])
+            raise InputError(f"trial frame {frame} has NaN z on a tracked hand; use has_z=False for 2D input")
+    if not np.isfinite(t).all():
+        raise InputError("trial timestamps must be finite")
+    if t.size > 1 and (np.diff(t) < 0).any():
+        frame = int(np.flatnonzero(np.diff(t) < 0)[0]) + 1
+        raise InputError(f"trial timestamps go backwards at frame {frame}")
+    if not np.isfinite(presence).all():
+        raise InputError("trial presence scores must be finite")

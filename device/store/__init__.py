@@ -1,0 +1,32 @@
+"""The trial store: SQLite (WAL) with numbered migrations; all SQL lives in this package."""
+
+from __future__ import annotations
+
+from device.store.blobs import decode_trial, encode_trial
+from device.store.migrations import SCHEMA_VERSION
+from device.store.records import (
+    TRIAL_STATUSES,
+    AuditEntry,
+    Label,
+    NewScore,
+    Patient,
+    ScoreRecord,
+    TrialRecord,
+)
+from device.store.sink import RecorderSink
+from device.store.store import Store
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "TRIAL_STATUSES",
+    "AuditEntry",
+    "Label",
+    "NewScore",
+    "Patient",
+    "RecorderSink",
+    "ScoreRecord",
+    "Store",
+    "TrialRecord",
+    "decode_trial",
+    "encode_trial",
+]

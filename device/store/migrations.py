@@ -1,0 +1,74 @@
+"""The schema, as numbered migrations. Append a new migration; never edit or drop one.
+
+Each migration is a tuple of statements applied in one transaction together with the row
+in ``schema_version`` that records it, so a crash mid-migration leaves the old schema.
+Data is never dropped: a later migration may add tables, columns or indexes only.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    # 1: the first schema
+    (
+        """CREATE TABLE patients (
+            id INTEGER PRIMARY KEY,
+            code TEXT NOT NULL UNIQUE,                 -- pseudonymous code, never a name
+            affected_side TEXT CHECK (affected_side IN ('left', 'right')),
+            created_at TEXT NOT NULL
+        )""",
+        """CREATE TABLE trials (
+            id INTEGER PRIMARY KEY,
+            patient_id INTEGER REFERENCES patients(id),
+            side TEXT CHECK (side IN ('left', 'right')),
+            status TEXT NOT NULL CHECK (status IN (
+                'recording', 'scoring', 'scored', 'rejected', 'cancelled', 'error',
+                'interrupted')),
+            origin TEXT,
+            started_at TEXT NOT NULL,
+            finished_at TEXT,
+            quality TEXT,                              -- JSON object
+            reasons TEXT NOT NULL DEFAULT '[]'         -- JSON list of {code, message}
+        )""",
+        "CREATE INDEX trials_started ON trials(started_at)",
+        "CREATE INDEX trials_status ON trials(status)",
+        """CREATE TABLE landmarks (
+            trial_id INTEGER PRIMARY KEY REFERENCES trials(id),
+            format TEXT NOT NULL,                      -- 'npz-v1': see device/store/blobs.py
+            num_frames INTEGER NOT NULL,
+            data BLOB NOT NULL
+        )""",
+        """CREATE TABLE scores (
+            id INTEGER PRIMARY KEY,
+            trial_id INTEGER NOT NULL REFERENCES trials(id),
+            created_at TEXT NOT NULL,
+            model_version TEXT,
+            rule_version TEXT,
+            probabilities TEXT,                        -- JSON [p0, p1, p2]
+            model_score INTEGER CHECK (model_score IN (0, 1, 2)),
+            rule_score INTEGER CHECK (rule_score IN (0, 1, 2)),
+            final_score INTEGER CHECK (final_score IN (0, 1, 2)),
+            confidence REAL,
+            review INTEGER NOT NULL DEFAULT 0,         -- 1: flagged for clinician review
+            detail TEXT                                -- JSON, anything else the scorer said
+        )""",
+        "CREATE INDEX scores_trial ON scores(trial_id)",
+        """CREATE TABLE labels (
+            id INTEGER PRIMARY KEY,
+            trial_id INTEGER NOT NULL REFERENCES trials(id),
+            clinician TEXT NOT NULL,
+            score INTEGER CHECK (score IN (0, 1, 2)),  -- NULL: clinician says not scorable
+            note TEXT,
+            created_at TEXT NOT NULL
+        )""",
+        "CREATE INDEX labels_trial ON labels(trial_id)",
+        """CREATE TABLE audit (
+            id INTEGER PRIMARY KEY,
+            at TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            action TEXT NOT NULL,
+            detail TEXT                                -- JSON
+        )""",
+    ),
+)
+
+SCHEMA_VERSION = len(MIGRATIONS)

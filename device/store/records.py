@@ -1,0 +1,101 @@
+"""Plain records the store takes and returns (no SQL, no sqlite3 rows leak out)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+TrialStatus = Literal["recording", "scoring", "scored", "rejected", "cancelled", "error", "interrupted"]
+TRIAL_STATUSES: tuple[str, ...] = (
+    "recording", "scoring", "scored", "rejected", "cancelled", "error", "interrupted",
+)  # fmt: skip
+OPEN_STATUSES: tuple[str, ...] = ("recording", "scoring")  # a crash leaves these behind
+
+
+@dataclass(frozen=True)
+class Patient:
+    id: int
+    code: str  # pseudonymous code, never a name
+    affected_side: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class NewScore:
+    """What the scorer concluded about one trial (input to the store).
+
+    Attributes:
+        final_score: the reported score 0/1/2.
+        model_score / rule_score: what the RNN and the range-of-motion rule said, or None.
+        probabilities: the RNN's (p0, p1, p2), or None.
+        confidence: of the final score in [0, 1], or None.
+        model_version / rule_version: e.g. the model file's sha256 prefix and rule name.
+        review: True when a clinician should look at it.
+        detail: any further JSON-serialisable facts (reasons, features summary).
+    """
+
+    final_score: int
+    model_score: int | None = None
+    rule_score: int | None = None
+    probabilities: tuple[float, ...] | None = None
+    confidence: float | None = None
+    model_version: str | None = None
+    rule_version: str | None = None
+    review: bool = False
+    detail: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class ScoreRecord(NewScore):
+    id: int = 0
+    trial_id: int = 0
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    id: int
+    patient_id: int | None
+    side: str | None
+    status: str
+    origin: str | None
+    started_at: datetime
+    finished_at: datetime | None
+    quality: dict[str, Any] | None
+    reasons: list[dict[str, str]] = field(default_factory=list)
+    score: ScoreRecord | None = None  # the latest score, if any
+    has_landmarks: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready summary (what /api/status's ``last_trial`` and /api/trials show)."""
+        return {
+            "id": self.id,
+            "patient_id": self.patient_id,
+            "side": self.side,
+            "status": self.status,
+            "started_at": self.started_at.isoformat(),
+            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+            "score": self.score.final_score if self.score else None,
+            "review": self.score.review if self.score else None,
+            "reasons": self.reasons,
+        }
+
+
+@dataclass(frozen=True)
+class Label:
+    id: int
+    trial_id: int
+    clinician: str
+    score: int | None  # None: the clinician judged it not scorable
+    note: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    detail: dict[str, Any] | None

@@ -1,0 +1,515 @@
+"""The trial store: one SQLite file in WAL mode; every SQL statement of Flexscore lives here.
+
+* **One writer.** A :class:`Store` owns one connection guarded by a lock; every method takes
+  the lock, so threads (tracker, scoring, web) may share one store. WAL lets other processes
+  (an export, ``sqlite3`` for a maintainer) read while it writes.
+* **Transactional.** Each public write is one ``BEGIN IMMEDIATE … COMMIT``; on any error it
+  rolls back, so a trial is never half-written (e.g. :meth:`Store.finish_trial` writes the
+  status, landmarks and score together or not at all).
+* **Migrations.** ``schema_version`` records applied migrations
+  (:mod:`device.store.migrations`); opening a store applies the missing ones, and refuses a
+  database written by a newer version.
+* **Errors.** Every sqlite3 error becomes a :class:`StoreError` that says what failed;
+  a full disk says so plainly.
+* **Privacy.** Patients are a pseudonymous ``code`` and an affected side, nothing else; the
+  log never shows codes or labels.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import re
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from device.errors import StoreError
+from device.store.blobs import FORMAT, decode_trial, encode_trial
+from device.store.migrations import MIGRATIONS, SCHEMA_VERSION
+from device.store.records import (
+    OPEN_STATUSES,
+    TRIAL_STATUSES,
+    AuditEntry,
+    Label,
+    NewScore,
+    Patient,
+    ScoreRecord,
+    TrialRecord,
+)
+from device.trial.types import Trial
+
+log = logging.getLogger(__name__)
+
+PATIENT_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
+DISK_FULL = "database or disk is full"
+INTERRUPTED_REASON = {
+    "code": "interrupted",
+    "message": "the appliance stopped or crashed during this trial",
+}
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _ts(dt: datetime) -> str:
+    return dt.astimezone(UTC).isoformat(timespec="milliseconds")
+
+
+def _dt(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+
+def _unjson(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+class Store:
+    """Repository over one SQLite file (see the module doc). Opens on construction."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        busy_timeout_s: float = 5.0,
+        clock: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        self.path = Path(path)
+        self._clock = clock
+        self._lock = threading.RLock()
+        self._conn: sqlite3.Connection | None = None
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(
+                self.path,
+                timeout=busy_timeout_s,
+                isolation_level=None,  # autocommit; transactions are explicit
+                check_same_thread=False,  # guarded by self._lock
+            )
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"cannot open the trial store {self.path}: {exc}") from exc
+        self._conn = conn
+        try:
+            conn.row_factory = sqlite3.Row
+            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise StoreError(f"trial store {self.path}: WAL mode unavailable (got {mode})")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA synchronous=FULL")  # a pulled plug must not lose a result
+            self._migrate()
+        except sqlite3.Error as exc:
+            self.close()
+            raise self._error("cannot open", exc) from exc
+        except BaseException:
+            self.close()
+            raise
+        log.info("trial store %s open (schema %d)", self.path, SCHEMA_VERSION)
+
+    # -- plumbing ------------------------------------------------------------------------
+    def _error(self, what: str, exc: sqlite3.Error) -> StoreError:
+        text = str(exc)
+        if DISK_FULL in text:
+            return StoreError(
+                f"the disk holding the trial store {self.path} is full, so nothing was saved "
+                f"({what}); free some space and try again"
+            )
+        if "locked" in text:
+            return StoreError(f"trial store {self.path} is locked by another writer ({what})")
+        return StoreError(f"trial store {self.path}: {what} failed: {text}")
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise StoreError(f"trial store {self.path} is closed")
+        return self._conn
+
+    @contextmanager
+    def _write(self, what: str) -> Iterator[sqlite3.Connection]:
+        """One transaction under the writer lock; rolled back on any error."""
+        with self._lock:
+            conn = self.conn
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise self._error(what, exc) from exc
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException as exc:
+                with contextlib.suppress(sqlite3.Error):  # nothing left to roll back
+                    conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):
+                    raise self._error(what, exc) from exc
+                raise
+
+    def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            try:
+                return self.conn.execute(sql, params).fetchall()
+            except sqlite3.Error as exc:
+                raise self._error("read", exc) from exc
+
+    def _migrate(self) -> None:
+        conn = self.conn
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_version "
+            "(version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
+        )
+        current = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] or 0
+        if current > SCHEMA_VERSION:
+            raise StoreError(
+                f"trial store {self.path} has schema {current}, newer than this flexscore "
+                f"({SCHEMA_VERSION}); upgrade flexscore instead of downgrading the data"
+            )
+        for version in range(current + 1, SCHEMA_VERSION + 1):
+            with self._write(f"migration {version}") as c:
+                for statement in MIGRATIONS[version - 1]:
+                    c.execute(statement)
+                c.execute(
+                    "INSERT INTO schema_version (version, applied_at) VALUES (?, ?)",
+                    (version, _ts(self._clock())),
+                )
+            log.info("trial store %s migrated to schema %d", self.path, version)
+
+    def schema_version(self) -> int:
+        return int(self._read("SELECT MAX(version) FROM schema_version")[0][0] or 0)
+
+    # -- patients ------------------------------------------------------------------------
+    def add_patient(self, code: str, affected_side: str | None = None) -> int:
+        """A patient by pseudonymous ``code`` (letters, digits, ``_.-``; no spaces, so no
+        names) and the affected side. Raises StoreError if the code exists."""
+        if not PATIENT_CODE.match(code):
+            raise StoreError(
+                "a patient code is 1-32 letters, digits, '_', '.' or '-' (a pseudonym, never a name)"
+            )
+        if affected_side not in (None, "left", "right"):
+            raise StoreError(f"affected side must be 'left' or 'right', got {affected_side!r}")
+        with self._write("add patient") as c:
+            if c.execute("SELECT 1 FROM patients WHERE code = ?", (code,)).fetchone():
+                raise StoreError("a patient with this code exists already")
+            cur = c.execute(
+                "INSERT INTO patients (code, affected_side, created_at) VALUES (?, ?, ?)",
+                (code, affected_side, _ts(self._clock())),
+            )
+            return int(cur.lastrowid or 0)
+
+    def _patient(self, row: sqlite3.Row) -> Patient:
+        created = _dt(row["created_at"])
+        assert created is not None
+        return Patient(row["id"], row["code"], row["affected_side"], created)
+
+    def get_patient(self, patient_id: int) -> Patient | None:
+        rows = self._read("SELECT * FROM patients WHERE id = ?", (patient_id,))
+        return self._patient(rows[0]) if rows else None
+
+    def find_patient(self, code: str) -> Patient | None:
+        rows = self._read("SELECT * FROM patients WHERE code = ?", (code,))
+        return self._patient(rows[0]) if rows else None
+
+    def list_patients(self) -> list[Patient]:
+        return [self._patient(r) for r in self._read("SELECT * FROM patients ORDER BY code")]
+
+    # -- trials --------------------------------------------------------------------------
+    def begin_trial(
+        self,
+        *,
+        side: str | None = None,
+        patient_id: int | None = None,
+        origin: str | None = None,
+        started_at: datetime | None = None,
+    ) -> int:
+        """A new trial in status ``recording``; returns its id."""
+        with self._write("begin trial") as c:
+            cur = c.execute(
+                "INSERT INTO trials (patient_id, side, status, origin, started_at) "
+                "VALUES (?, ?, 'recording', ?, ?)",
+                (patient_id, side, origin, _ts(started_at or self._clock())),
+            )
+            return int(cur.lastrowid or 0)
+
+    def set_status(self, trial_id: int, status: str) -> None:
+        """Move a trial to another status without finishing it (e.g. ``scoring``)."""
+        self._check_status(status)
+        with self._write("set trial status") as c:
+            self._update_trial(c, trial_id, "status = ?", (status,))
+
+    def finish_trial(
+        self,
+        trial_id: int,
+        status: str,
+        *,
+        trial: Trial | None = None,
+        quality: dict[str, Any] | None = None,
+        reasons: list[dict[str, str]] | None = None,
+        score: NewScore | None = None,
+        finished_at: datetime | None = None,
+    ) -> None:
+        """Record a trial's outcome — status, landmarks, quality, reasons and score — in one
+        transaction: all of it is stored, or (on any error) none of it."""
+        self._check_status(status)
+        blob = encode_trial(trial) if trial is not None else None
+        with self._write("finish trial") as c:
+            self._update_trial(
+                c,
+                trial_id,
+                "status = ?, finished_at = ?, quality = COALESCE(?, quality), reasons = ?",
+                (
+                    status,
+                    _ts(finished_at or self._clock()),
+                    _json(quality),
+                    _json(list(reasons or [])),
+                ),
+            )
+            if blob is not None and trial is not None:
+                c.execute(
+                    "INSERT OR REPLACE INTO landmarks (trial_id, format, num_frames, data) "
+                    "VALUES (?, ?, ?, ?)",
+                    (trial_id, FORMAT, trial.num_frames, blob),
+                )
+            if score is not None:
+                self._insert_score(c, trial_id, score)
+
+    def add_score(self, trial_id: int, score: NewScore) -> int:
+        """Another score for a stored trial (e.g. re-scored by a newer model)."""
+        with self._write("add score") as c:
+            if not c.execute("SELECT 1 FROM trials WHERE id = ?", (trial_id,)).fetchone():
+                raise StoreError(f"no trial {trial_id}")
+            return self._insert_score(c, trial_id, score)
+
+    def _insert_score(self, c: sqlite3.Connection, trial_id: int, s: NewScore) -> int:
+        cur = c.execute(
+            "INSERT INTO scores (trial_id, created_at, model_version, rule_version, "
+            "probabilities, model_score, rule_score, final_score, confidence, review, detail) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                trial_id,
+                _ts(self._clock()),
+                s.model_version,
+                s.rule_version,
+                _json(list(s.probabilities)) if s.probabilities is not None else None,
+                s.model_score,
+                s.rule_score,
+                s.final_score,
+                s.confidence,
+                int(s.review),
+                _json(s.detail),
+            ),
+        )
+        return int(cur.lastrowid or 0)
+
+    def _check_status(self, status: str) -> None:
+        if status not in TRIAL_STATUSES:
+            raise StoreError(f"unknown trial status {status!r}; valid: {', '.join(TRIAL_STATUSES)}")
+
+    def _update_trial(
+        self, c: sqlite3.Connection, trial_id: int, assignments: str, params: tuple[Any, ...]
+    ) -> None:
+        cur = c.execute(f"UPDATE trials SET {assignments} WHERE id = ?", (*params, trial_id))
+        if cur.rowcount != 1:
+            raise StoreError(f"no trial {trial_id}")
+
+    def reap_interrupted(self) -> int:
+        """Mark trials a crash or a stop left in ``recording``/``scoring`` as ``interrupted``;
+        returns how many. Call it on start-up before serving, and on shutdown."""
+        now = _ts(self._clock())
+        marks = ",".join("?" for _ in OPEN_STATUSES)
+        with self._write("reap interrupted trials") as c:
+            cur = c.execute(
+                f"UPDATE trials SET status = 'interrupted', finished_at = COALESCE(finished_at, ?),"
+                f" reasons = ? WHERE status IN ({marks})",
+                (now, _json([INTERRUPTED_REASON]), *OPEN_STATUSES),
+            )
+            n = cur.rowcount
+            if n:
+                c.execute(
+                    "INSERT INTO audit (at, actor, action, detail) VALUES (?, 'system', "
+                    "'reap_interrupted', ?)",
+                    (now, _json({"trials": n})),
+                )
+        if n:
+            log.warning("marked %d unfinished trial(s) as interrupted", n)
+        return n
+
+    _TRIAL_SELECT = (
+        "SELECT t.*, (SELECT COUNT(*) FROM landmarks l WHERE l.trial_id = t.id) AS has_lm, "
+        "s.id AS s_id, s.created_at AS s_created_at, s.model_version, s.rule_version, "
+        "s.probabilities, s.model_score, s.rule_score, s.final_score, s.confidence, s.review, "
+        "s.detail FROM trials t LEFT JOIN scores s ON s.id = "
+        "(SELECT MAX(id) FROM scores WHERE trial_id = t.id)"
+    )
+
+    def _trial(self, row: sqlite3.Row) -> TrialRecord:
+        score = None
+        if row["s_id"] is not None:
+            score = self._score_from(row, row["s_id"], row["id"], row["s_created_at"])
+        started = _dt(row["started_at"])
+        assert started is not None
+        return TrialRecord(
+            id=row["id"],
+            patient_id=row["patient_id"],
+            side=row["side"],
+            status=row["status"],
+            origin=row["origin"],
+            started_at=started,
+            finished_at=_dt(row["finished_at"]),
+            quality=_unjson(row["quality"]),
+            reasons=_unjson(row["reasons"]) or [],
+            score=score,
+            has_landmarks=bool(row["has_lm"]),
+        )
+
+    def _score_from(self, row: sqlite3.Row, score_id: int, trial_id: int, created: str) -> ScoreRecord:
+        probs = _unjson(row["probabilities"])
+        return ScoreRecord(
+            final_score=row["final_score"],
+            model_score=row["model_score"],
+            rule_score=row["rule_score"],
+            probabilities=tuple(probs) if probs is not None else None,
+            confidence=row["confidence"],
+            model_version=row["model_version"],
+            rule_version=row["rule_version"],
+            review=bool(row["review"]),
+            detail=_unjson(row["detail"]),
+            id=score_id,
+            trial_id=trial_id,
+            created_at=_dt(created),
+        )
+
+    def get_trial(self, trial_id: int) -> TrialRecord | None:
+        rows = self._read(f"{self._TRIAL_SELECT} WHERE t.id = ?", (trial_id,))
+        return self._trial(rows[0]) if rows else None
+
+    def list_trials(
+        self,
+        *,
+        limit: int = 50,
+        offset: int = 0,
+        patient_id: int | None = None,
+        status: str | None = None,
+    ) -> list[TrialRecord]:
+        """Newest first."""
+        where: list[str] = []
+        params: list[Any] = []
+        if patient_id is not None:
+            where.append("t.patient_id = ?")
+            params.append(patient_id)
+        if status is not None:
+            where.append("t.status = ?")
+            params.append(status)
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        rows = self._read(
+            f"{self._TRIAL_SELECT}{clause} ORDER BY t.id DESC LIMIT ? OFFSET ?",
+            (*params, limit, offset),
+        )
+        return [self._trial(r) for r in rows]
+
+    def last_trial(self) -> TrialRecord | None:
+        trials = self.list_trials(limit=1)
+        return trials[0] if trials else None
+
+    def count_trials(self) -> int:
+        return int(self._read("SELECT COUNT(*) FROM trials")[0][0])
+
+    def load_trial(self, trial_id: int) -> Trial:
+        """The stored landmarks of a trial, ready to re-score."""
+        rows = self._read("SELECT format, data FROM landmarks WHERE trial_id = ?", (trial_id,))
+        if not rows:
+            raise StoreError(f"trial {trial_id} has no stored landmarks")
+        return decode_trial(bytes(rows[0]["data"]), rows[0]["format"])
+
+    def scores_for(self, trial_id: int) -> list[ScoreRecord]:
+        rows = self._read("SELECT * FROM scores WHERE trial_id = ? ORDER BY id", (trial_id,))
+        return [self._score_from(r, r["id"], r["trial_id"], r["created_at"]) for r in rows]
+
+    # -- clinician labels ----------------------------------------------------------------
+    def add_label(self, trial_id: int, clinician: str, score: int | None, note: str | None = None) -> int:
+        """A clinician's score for a trial (None: not scorable), with an audit entry."""
+        if score not in (None, 0, 1, 2):
+            raise StoreError(f"a label score is 0, 1, 2 or None, got {score!r}")
+        if not clinician:
+            raise StoreError("a label needs the clinician's user name")
+        now = _ts(self._clock())
+        with self._write("add label") as c:
+            if not c.execute("SELECT 1 FROM trials WHERE id = ?", (trial_id,)).fetchone():
+                raise StoreError(f"no trial {trial_id}")
+            cur = c.execute(
+                "INSERT INTO labels (trial_id, clinician, score, note, created_at) VALUES (?, ?, ?, ?, ?)",
+                (trial_id, clinician, score, note, now),
+            )
+            label_id = int(cur.lastrowid or 0)
+            c.execute(
+                "INSERT INTO audit (at, actor, action, detail) VALUES (?, ?, 'label', ?)",
+                (now, clinician, _json({"trial_id": trial_id, "label_id": label_id})),
+            )
+            return label_id
+
+    def labels_for(self, trial_id: int) -> list[Label]:
+        rows = self._read("SELECT * FROM labels WHERE trial_id = ? ORDER BY id", (trial_id,))
+        out = []
+        for r in rows:
+            created = _dt(r["created_at"])
+            assert created is not None
+            out.append(Label(r["id"], r["trial_id"], r["clinician"], r["score"], r["note"], created))
+        return out
+
+    # -- audit ---------------------------------------------------------------------------
+    def audit(self, actor: str, action: str, detail: dict[str, Any] | None = None) -> int:
+        """Append to the audit log (who did what; no patient data in ``detail``)."""
+        with self._write("audit") as c:
+            cur = c.execute(
+                "INSERT INTO audit (at, actor, action, detail) VALUES (?, ?, ?, ?)",
+                (_ts(self._clock()), actor, action, _json(detail)),
+            )
+            return int(cur.lastrowid or 0)
+
+    def list_audit(self, limit: int = 100) -> list[AuditEntry]:
+        rows = self._read("SELECT * FROM audit ORDER BY id DESC LIMIT ?", (limit,))
+        out = []
+        for r in rows:
+            at = _dt(r["at"])
+            assert at is not None
+            out.append(AuditEntry(r["id"], at, r["actor"], r["action"], _unjson(r["detail"])))
+        return out
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def checkpoint(self) -> None:
+        """Fold the WAL into the database file (before a power-off: shutdown-safe idle)."""
+        with self._lock:
+            try:
+                self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            except sqlite3.Error as exc:
+                raise self._error("checkpoint", exc) from exc
+
+    @property
+    def closed(self) -> bool:
+        return self._conn is None
+
+    def close(self) -> None:
+        """Close the connection. Idempotent."""
+        with self._lock:
+            conn, self._conn = self._conn, None
+            if conn is None:
+                return
+            try:
+                conn.close()
+            finally:
+                log.info("trial store %s closed", self.path)
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<Store {self.path} {'closed' if self.closed else 'open'}>"

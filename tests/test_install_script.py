@@ -1,0 +1,109 @@
+"""scripts/install-pi.sh: syntax, shellcheck, platform refusal and the --dry-run action list."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPT = REPO / "scripts" / "install-pi.sh"
+
+
+def run(
+    tmp_path: Path, *args: str, os_id: str = "debian", codename: str = "bookworm",
+    arch: str = "arm64",
+) -> subprocess.CompletedProcess[str]:  # fmt: skip
+    osr = tmp_path / "os-release"
+    osr.write_text(f'PRETTY_NAME="test"\nID={os_id}\nVERSION_CODENAME={codename}\n')
+    env = {**os.environ, "FLEXSCORE_OS_RELEASE": str(osr), "FLEXSCORE_ARCH": arch}
+    return subprocess.run(
+        ["bash", str(SCRIPT), *args], capture_output=True, text=True, env=env, timeout=60,
+        check=False,
+    )  # fmt: skip
+
+
+def test_syntax() -> None:
+    subprocess.run(["bash", "-n", str(SCRIPT)], check=True, timeout=30)
+
+
+@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is not installed")
+def test_shellcheck_clean() -> None:
+    proc = subprocess.run(
+        ["shellcheck", str(SCRIPT)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert proc.returncode == 0, proc.stdout
+
+
+def test_dry_run_prints_every_action_in_order(tmp_path: Path) -> None:
+    proc = run(tmp_path, "--dry-run")
+    assert proc.returncode == 0, proc.stderr
+    actions = [line[2:] for line in proc.stdout.splitlines() if line.startswith("+ ")]
+    user_step = [a for a in actions if a.startswith("useradd")]
+    if not user_step:  # the machine running the tests has the user already
+        assert "= user flexscore exists" in proc.stdout
+    expected_in_order = [
+        "apt-get update",
+        "env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "
+        "python3-picamera2 python3-lgpio python3-venv python3-pip",
+        "usermod --append --groups video flexscore",
+        "usermod --append --groups gpio flexscore",
+        "python3 -m venv --system-site-packages /opt/flexscore/venv",
+        "/opt/flexscore/venv/bin/python -m pip install --upgrade pip",
+        f"/opt/flexscore/venv/bin/python -m pip install --upgrade '{REPO}[device]'",
+        "install -d -m 0750 -o root -g flexscore /etc/flexscore",
+        "write /etc/flexscore/config.toml (mode 0640, owner root:flexscore)",
+        "write /etc/flexscore/initial-clinician-password (mode 0600, owner root:root)",
+        f"install -m 0644 {REPO}/systemd/flexscore.service /etc/systemd/system/flexscore.service",
+        "systemctl daemon-reload",
+        "systemctl enable flexscore.service",
+        "systemctl restart flexscore.service",
+    ]
+    if Path("/opt/flexscore/venv/bin/python").exists():  # pragma: no cover - a Pi
+        expected_in_order.remove("python3 -m venv --system-site-packages /opt/flexscore/venv")
+    if Path("/etc/flexscore/config.toml").exists():  # pragma: no cover - a Pi
+        expected_in_order = [a for a in expected_in_order if not a.startswith("write")]
+    positions = [actions.index(a) for a in expected_in_order]
+    assert positions == sorted(positions)
+    assert "changing nothing" in proc.stdout
+    # only the device extra: no training or reference stacks
+    assert not any("tensorflow" in a or "mediapipe" in a for a in actions)
+    # nothing outside the dry run's own output was created
+    assert not (tmp_path / "etc").exists()
+
+
+def test_no_start_and_source_options(tmp_path: Path) -> None:
+    wheel = tmp_path / "flexscore-0.1.0-py3-none-any.whl"
+    wheel.write_bytes(b"")
+    proc = run(tmp_path, "--dry-run", "--no-start", "--source", str(wheel))
+    assert proc.returncode == 0, proc.stderr
+    assert f"pip install --upgrade '{wheel}[device]'" in proc.stdout
+    assert "systemctl restart" not in proc.stdout
+    proc = run(tmp_path, "--dry-run", "--source", str(tmp_path / "missing"))
+    assert proc.returncode != 0 and "not found" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("os_id", "codename", "arch", "message"),
+    [
+        ("raspbian", "bookworm", "armhf", "32-bit Raspberry Pi OS (armhf) is not supported"),
+        ("debian", "bookworm", "amd64", "64-bit (arm64); this system is 'amd64'"),
+        ("ubuntu", "bookworm", "arm64", "this system is 'ubuntu'"),
+        ("debian", "bullseye", "arm64", "this system is 'bullseye'"),
+    ],
+)
+def test_refuses_other_platforms(tmp_path: Path, os_id: str, codename: str, arch: str, message: str) -> None:
+    proc = run(tmp_path, "--dry-run", os_id=os_id, codename=codename, arch=arch)
+    assert proc.returncode != 0
+    assert message in proc.stderr
+    assert "apt-get" not in proc.stdout
+
+
+def test_help_and_unknown_options(tmp_path: Path) -> None:
+    proc = run(tmp_path, "--help")
+    assert proc.returncode == 0 and "--dry-run" in proc.stdout
+    proc = run(tmp_path, "--frobnicate")
+    assert proc.returncode != 0 and "unknown option '--frobnicate'" in proc.stderr
