@@ -225,8 +225,65 @@ class StoreConfig:
 
 
 @dataclass(frozen=True)
+class WebConfig:
+    """The local web page (device/web/), served by waitress from the composition root."""
+
+    host: str = "127.0.0.1"  # anything but loopback needs a clinician password (check_bind)
+    port: int = 8080
+    max_streams: int = 3  # concurrent MJPEG viewers; the next one gets 503
+    stream_fps: float = 15.0  # most frames per second sent to one viewer
+    password_hash: str = ""  # werkzeug (scrypt) hash; empty: env FLEXSCORE_PASSWORD, else demo
+    secret_key_file: str = ""  # session signing key; empty: <state dir>/web-secret.key
+    session_minutes: int = 480  # a login lasts this long
+    login_max_attempts: int = 5  # failed logins per client within login_window_s
+    login_window_s: float = 300.0
+    max_request_kb: int = 64  # larger request bodies get 413
+
+    def __post_init__(self) -> None:
+        _check(bool(self.host.strip()), "web.host", "must not be empty")
+        _check(1 <= self.port <= 65535, "web.port", "must be in [1, 65535]")
+        _check(1 <= self.max_streams <= 32, "web.max_streams", "must be in [1, 32]")
+        _check(0.5 <= self.stream_fps <= 60, "web.stream_fps", "must be in [0.5, 60]")
+        _check(
+            not self.password_hash or self.password_hash.startswith(("scrypt:", "pbkdf2:")),
+            "web.password_hash",
+            "must be a werkzeug hash ('scrypt:...' or 'pbkdf2:...'), never the password itself",
+        )
+        _check(1 <= self.session_minutes <= 7 * 24 * 60, "web.session_minutes", "must be in [1, 10080]")
+        _check(1 <= self.login_max_attempts <= 100, "web.login_max_attempts", "must be in [1, 100]")
+        _check(self.login_window_s > 0, "web.login_window_s", "must be > 0")
+        _check(1 <= self.max_request_kb <= 10240, "web.max_request_kb", "must be in [1, 10240]")
+
+
+@dataclass(frozen=True)
+class AppConfig:
+    """The daemon itself (``flexscore run``)."""
+
+    state_dir: str = ""  # empty: $STATE_DIRECTORY (systemd), else ~/.local/state/flexscore
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    def __post_init__(self) -> None:
+        _check(
+            self.log_level in ("debug", "info", "warning", "error"),
+            "app.log_level",
+            "must be debug, info, warning or error",
+        )
+
+    def resolved_state_dir(self) -> Path:
+        if self.state_dir:
+            return Path(self.state_dir).expanduser()
+        env = os.environ.get("STATE_DIRECTORY")  # set by systemd's StateDirectory=
+        if env:
+            return Path(env.split(":")[0])
+        base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+        return Path(base) / "flexscore"
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole appliance configuration."""
+
+    app: AppConfig = field(default_factory=AppConfig)
 
     models: ModelsConfig = field(default_factory=ModelsConfig)
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
@@ -235,6 +292,7 @@ class Config:
     camera: CameraConfig = field(default_factory=CameraConfig)
     panel: PanelConfig = field(default_factory=PanelConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
+    web: WebConfig = field(default_factory=WebConfig)
 
 
 # --------------------------------------------------------------------------- loading

@@ -9,6 +9,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1
 # Debian packages the tests use: systemd-analyze (unit checks), chromium (browser tests).
 need=()
 command -v systemd-analyze >/dev/null || need+=(systemd)
+command -v shellcheck >/dev/null || need+=(shellcheck)
 if ls tests/test_browser*.py >/dev/null 2>&1; then command -v chromium >/dev/null || need+=(chromium); fi
 if [ ${#need[@]} -gt 0 ]; then
     if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then

@@ -42,7 +42,7 @@ DEMO_VIDEO = SAMPLE_VIDEO
 
 def _file(cfg: CameraConfig) -> FrameSource:
     path = Path(cfg.path).expanduser() if cfg.path else DEMO_VIDEO
-    return FileSource(path, loop=cfg.loop, paced=cfg.paced)
+    return FileSource(path, loop=cfg.loop, paced=cfg.paced, fit=(cfg.width, cfg.height))
 
 
 BACKENDS: dict[str, Callable[[CameraConfig], FrameSource]] = {

@@ -28,8 +28,18 @@ DEFAULT_FILE_FPS = 30.0  # used when the container does not say
 class FileSource(BaseSource):
     """Frames decoded from a video file with OpenCV."""
 
-    def __init__(self, path: str | Path, *, loop: bool = True, paced: bool = True) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        loop: bool = True,
+        paced: bool = True,
+        fit: tuple[int, int] | None = None,
+    ) -> None:
+        """``fit=(w, h)``: scale frames (aspect kept) to the largest size within w×h, as a
+        camera configured for that resolution would deliver; None keeps the file's size."""
         super().__init__()
+        self.fit = fit
         self.path = Path(path)
         self.name = f"video file {self.path}"
         self.loop = loop
@@ -80,6 +90,8 @@ class FileSource(BaseSource):
             if delay > 0 and self._closing.wait(delay):
                 return None
         self._delivered += 1
+        if self.fit is not None:
+            bgr = _fit(bgr, self.fit)
         return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), t
 
     def _do_close(self) -> None:
@@ -87,3 +99,13 @@ class FileSource(BaseSource):
         if self._cap is not None:
             self._cap.release()
             self._cap = None
+
+
+def _fit(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    h, w = img.shape[:2]
+    scale = min(size[0] / w, size[1] / h)
+    if abs(scale - 1.0) < 1e-3:
+        return img
+    nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    return cv2.resize(img, (nw, nh), interpolation=interp)

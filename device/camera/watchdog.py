@@ -104,6 +104,10 @@ class CameraWatchdog:
         )
 
     # -- observation ---------------------------------------------------------------------
+    def is_alive(self) -> bool:
+        """True while the camera loop's thread runs (systemd's watchdog keys on this)."""
+        return self._thread is not None and self._thread.is_alive()
+
     @property
     def state(self) -> CameraState:
         return self._state

@@ -1,0 +1,459 @@
+"""The composition root: builds every component from one config and owns start/stop.
+
+``FlexscoreApp(config)`` declares each component as ``None``; :meth:`start` builds them in
+order (state dir → store, reaping trials a crash interrupted → models → recorder → panel →
+camera watchdog → web server → control socket) and :meth:`stop` tears down in reverse,
+skipping whatever never started; it is idempotent. Nothing else in the package constructs
+hardware. The app also implements the web page's :class:`~device.web.services.WebServices`.
+
+Threads: the camera watchdog thread reads frames and runs the tracker on each (the tracker
+is the only consumer, so a slow viewer never slows it: the live view only copies the newest
+frame); the recorder scores on its own worker; waitress serves the page; the control socket
+serves ``flexscore press``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import threading
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+from device import sdnotify
+from device.camera import CameraState, CameraWatchdog, Frame, open_source
+from device.config import Config
+from device.errors import ConfigError, FlexscoreError, StoreError
+from device.store import Store
+from device.trial.recorder import StateChange, TrialRecorder
+from device.vision.runtime import model_name
+from device.vision.tracker import HandTracker, build_tracker
+from device.vision.types import HandObservation
+
+log = logging.getLogger(__name__)
+
+CONTROL_SOCKET = "control.sock"
+FPS_WINDOW_S = 2.0
+
+
+def check_state_dir(path: Path) -> Path:
+    """Create the state directory if needed and prove it is writable."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".write-test"
+        probe.write_bytes(b"ok")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(f"state directory {path} is not writable: {exc.strerror or exc}") from None
+    return path
+
+
+class FpsMeter:
+    """Frames per second over a sliding window."""
+
+    def __init__(self, window_s: float = FPS_WINDOW_S) -> None:
+        self.window_s = window_s
+        self._times: deque[float] = deque()
+        self._lock = threading.Lock()
+
+    def tick(self, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            self._times.append(now)
+            while self._times and now - self._times[0] > self.window_s:
+                self._times.popleft()
+
+    def fps(self, now: float | None = None) -> float:
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            recent = [t for t in self._times if now - t <= self.window_s]
+        if len(recent) < 2:
+            return 0.0
+        return (len(recent) - 1) / max(recent[-1] - recent[0], 1e-6)
+
+
+class FlexscoreApp:
+    """The appliance (see the module doc)."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        state_dir: Path | None = None,
+        pin_factory: Any = None,
+        host: str | None = None,
+        port: int | None = None,
+        serve_web: bool = True,
+    ) -> None:
+        self.config = config
+        self.state_dir = Path(state_dir) if state_dir else config.app.resolved_state_dir()
+        self.host = host or config.web.host
+        self.port = config.web.port if port is None else port
+        self.serve_web = serve_web
+        self._pin_factory = pin_factory
+        self.stop_event = threading.Event()
+        self.started_at = time.time()
+        # components, in start order; None until started
+        self._store: Store | None = None
+        self.tracker: HandTracker | None = None
+        self.decider: Any = None
+        self.recorder: TrialRecorder | None = None
+        self.panel: Any = None
+        self.live: Any = None
+        self.watchdog: CameraWatchdog | None = None
+        self.web_server: Any = None
+        self._web_thread: threading.Thread | None = None
+        self._control: socket.socket | None = None
+        self._control_thread: threading.Thread | None = None
+        self._fps = FpsMeter()
+        self._trial_ids: dict[int, int] = {}
+        self._patients: dict[int, str] = {}
+        self.last_store_error: str | None = None
+        self.generated_password: str | None = None
+        self._started = False
+        self._stopped = False
+        self.reaped = 0
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        """Build and start everything; on any failure, stop what started and re-raise."""
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        self._started = True
+
+    def _start(self) -> None:
+        cfg = self.config
+        check_state_dir(self.state_dir)
+        self._store = Store(cfg.store.resolved_path(self.state_dir))
+        self.reaped = self._store.reap_interrupted()
+        if self.reaped:
+            log.warning("marked %d trial(s) interrupted by the last shutdown or crash", self.reaped)
+        self.tracker = build_tracker(cfg)
+        from device.scoring.decide import Decider
+
+        self.decider = Decider(cfg)
+        self.decider.rnn_for(True)  # load the scorer now: a bad model fails at start
+        self.recorder = TrialRecorder(self._score, trial_config=cfg.trial, mirrored=cfg.tracker.mirrored)
+        self.recorder.add_listener(self._on_recorder_change)
+        self.recorder.start_ticker()
+        if cfg.panel.enabled:
+            from device.panel import Panel
+
+            factory = self._pin_factory if self._pin_factory is not None else default_pin_factory()
+            self.panel = Panel(
+                cfg.panel,
+                pin_factory=factory,
+                on_press=lambda: self.recorder.press() if self.recorder else None,
+                on_long_press=lambda: self.recorder.cancel("long_press") if self.recorder else None,
+            )
+            self.recorder.add_listener(self.panel.on_recorder_change)
+        from device.web.live import LiveFrames
+
+        self.live = LiveFrames()
+        self.watchdog = CameraWatchdog.from_config(
+            cfg.camera,
+            lambda: open_source(cfg.camera),
+            self._on_frame,
+            on_state=self._on_camera_state,
+            stop_event=self.stop_event,
+        )
+        self.watchdog.start()
+        if self.serve_web:
+            self._start_web()
+        self._start_control()
+        log.info(
+            "flexscore started: state dir %s, camera %s, models %s %s",
+            self.state_dir,
+            cfg.camera.backend,
+            cfg.models.complexity,
+            cfg.models.precision,
+        )
+
+    def _start_web(self) -> None:
+        from waitress import create_server
+
+        from device.config import replace
+        from device.web import create_app
+        from device.web.security import check_bind, ensure_password
+
+        check_bind(self.host, self.config.web)
+        web_cfg, self.generated_password = ensure_password(self.config.web)
+        app = create_app(self, replace(self.config, web=web_cfg), state_dir=self.state_dir)
+        self.web_server = create_server(app, host=self.host, port=self.port, threads=8, ident="flexscore")
+        self.port = int(self.web_server.effective_port)
+        self._web_thread = threading.Thread(target=self.web_server.run, name="web", daemon=True)
+        self._web_thread.start()
+        log.info("web page on http://%s:%d/", self.host, self.port)
+
+    def _start_control(self) -> None:
+        path = self.state_dir / CONTROL_SOCKET
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.bind(str(path))
+        os.chmod(path, 0o660)
+        sock.listen(4)
+        sock.settimeout(0.5)
+        self._control = sock
+        self._control_thread = threading.Thread(target=self._control_loop, name="control", daemon=True)
+        self._control_thread.start()
+
+    def _control_loop(self) -> None:
+        assert self._control is not None
+        while not self.stop_event.is_set():
+            try:
+                conn, _ = self._control.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(2.0)
+                try:
+                    cmd = conn.recv(64).decode("ascii", "replace").strip()
+                    conn.sendall((self._control_command(cmd) + "\n").encode())
+                except OSError as exc:
+                    log.debug("control connection: %s", exc)
+
+    def _control_command(self, cmd: str) -> str:
+        if self.recorder is None:
+            return "error not running"
+        if cmd == "press":
+            return f"ok {self.recorder.press(origin='control')}"
+        if cmd == "cancel":
+            return f"ok {self.recorder.cancel('control')}"
+        if cmd == "status":
+            return f"ok {self.recorder.state}"
+        return f"error unknown command {cmd!r} (press, cancel, status)"
+
+    def stop(self) -> None:
+        """Stop in reverse order; a trial in progress is recorded as interrupted."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self.stop_event.set()
+        sdnotify.stopping()
+        steps = [
+            ("control socket", self._stop_control),
+            ("web server", self._stop_web),
+            ("camera", lambda: self.watchdog.stop() if self.watchdog else None),
+            ("recorder", lambda: self.recorder.close() if self.recorder else None),
+            ("panel", lambda: self.panel.close() if self.panel else None),
+            ("scorer", lambda: self.decider.close() if self.decider else None),
+            ("tracker", lambda: self.tracker.close() if self.tracker else None),
+            ("store", self._stop_store),
+        ]
+        for name, fn in steps:
+            try:
+                fn()
+                log.debug("stopped %s", name)
+            except Exception:
+                log.exception("stopping %s failed", name)
+        log.info("flexscore stopped")
+
+    def _stop_control(self) -> None:
+        if self._control is not None:
+            self._control.close()
+            with contextlib.suppress(FileNotFoundError):
+                (self.state_dir / CONTROL_SOCKET).unlink()
+        if self._control_thread is not None:
+            self._control_thread.join(timeout=2)
+
+    def _stop_web(self) -> None:
+        if self.web_server is not None:
+            self.web_server.close()
+        if self._web_thread is not None:
+            self._web_thread.join(timeout=3)
+
+    def _stop_store(self) -> None:
+        if self._store is not None:
+            self._store.reap_interrupted()
+            self._store.close()
+
+    def __enter__(self) -> FlexscoreApp:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        state = "stopped" if self._stopped else ("running" if self._started else "new")
+        return f"<FlexscoreApp {state} state_dir={self.state_dir}>"
+
+    # ------------------------------------------------------------------ data flow
+    def _on_frame(self, frame: Frame) -> None:
+        """Camera thread: track, feed the recorder and the live view."""
+        assert self.tracker is not None and self.recorder is not None
+        obs = self.tracker.process_one(frame.rgb, frame.t)
+        self.process_observation(frame.rgb, obs)
+
+    def process_observation(self, rgb: Any, obs: HandObservation) -> None:
+        assert self.recorder is not None
+        self._fps.tick()
+        self.recorder.on_observation(obs)
+        if self.live is not None:
+            self.live.put(rgb, obs, self._overlay_text())
+
+    def _overlay_text(self) -> str:
+        if self.recorder is None:
+            return ""
+        snap = self.recorder.snapshot()
+        rem = snap.get("remaining_s")
+        return f"{snap['state']}" + (f" {rem:.0f}s" if rem is not None else "")
+
+    def _on_camera_state(self, state: CameraState) -> None:
+        ok = state == CameraState.OK
+        if self.panel is not None:
+            self.panel.set_camera_ok(ok or state == CameraState.STARTING)
+        if state in (CameraState.LOST, CameraState.RESTARTING) and self.recorder is not None:
+            if self.recorder.busy:
+                self.recorder.fail("camera_lost", "the camera stopped delivering frames")
+        sdnotify.status(f"camera {state}")
+
+    def _score(self, trial: Any) -> Any:
+        assert self.decider is not None
+        return self.decider.score(trial)
+
+    def _on_recorder_change(self, change: StateChange) -> None:
+        """Persist trials: a row when recording starts, the outcome in one transaction."""
+        if self._store is None or change.info is None:
+            return
+        from device.web.services import trial_outcome
+
+        info = change.info
+        try:
+            if str(change.new) == "recording":
+                self._trial_ids[info.seq] = self._store.begin_trial(
+                    side=info.side,
+                    patient_id=info.patient_id,
+                    origin=info.origin,
+                    started_at=info.recording_started_at or info.started_at,
+                )
+            elif str(change.new) == "scoring" and info.seq in self._trial_ids:
+                self._store.set_status(self._trial_ids[info.seq], "scoring")
+            else:
+                outcome = trial_outcome(change, model_version=self.model_version(), rule_version="rom-rule-1")
+                if outcome is not None and info.seq in self._trial_ids:
+                    self._store.finish_trial(
+                        self._trial_ids.pop(info.seq),
+                        outcome.status,
+                        trial=outcome.trial,
+                        quality=outcome.quality,
+                        reasons=outcome.reasons,
+                        score=outcome.score,
+                        finished_at=outcome.finished_at,
+                    )
+            self.last_store_error = None
+        except StoreError as exc:
+            self.last_store_error = str(exc)
+            log.error("trial %d not stored: %s", info.seq, exc)
+
+    def model_version(self) -> str:
+        """Version string of the scorer in use (name and sha256 prefix)."""
+        if self.decider is None:
+            return "unknown"
+        try:
+            rnn = self.decider.rnn_for(True)
+        except FlexscoreError:
+            return "rule-only"
+        return str(getattr(rnn, "version", getattr(rnn, "name", "rnn")))
+
+    # ------------------------------------------------------------------ WebServices
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            raise StoreError("the store is not open")
+        return self._store
+
+    def status(self) -> dict[str, Any]:
+        snap: dict[str, Any] = dict(self.recorder.snapshot()) if self.recorder else {"state": "starting"}
+        snap["camera"] = str(self.watchdog.state) if self.watchdog else "stopped"
+        snap["fps"] = round(self._fps.fps(), 1)
+        info = self.recorder.info if self.recorder else None
+        snap["side"] = info.side if info else None
+        snap["patient"] = self._patients.get(info.patient_id) if info and info.patient_id else None
+        if self.last_store_error:
+            snap["store_error"] = self.last_store_error
+        return snap
+
+    def start_trial(self, patient_code: str | None, side: str | None) -> bool:
+        from device.web.services import check_side, resolve_patient
+
+        if self.recorder is None:
+            return False
+        side = check_side(side)
+        patient = resolve_patient(self.store, patient_code, side)
+        if patient is not None:
+            self._patients[patient.id] = patient.code
+            side = side or patient.affected_side
+        return self.recorder.start(side=side, patient_id=patient.id if patient else None, origin="web")  # type: ignore[arg-type]
+
+    def cancel_trial(self) -> bool:
+        return bool(self.recorder and self.recorder.cancel("cancelled"))
+
+    def latest_jpeg(self, newer_than: int = -1, timeout: float = 0.0) -> Any:
+        return self.live.latest_jpeg(newer_than, timeout) if self.live else None
+
+    def system_info(self) -> Any:
+        from device.web.services import SystemInfo, disk_usage, models_from_manifest, software_version
+
+        mc = self.config.models
+        in_use = [model_name("palm", mc.complexity, mc.precision), model_name("landmark", mc.complexity, mc.precision)]
+        total, free = disk_usage(self.state_dir)
+        cam = self.config.camera
+        return SystemInfo(
+            software_version=software_version(),
+            uptime_s=time.time() - self.started_at,
+            disk_path=str(self.state_dir),
+            disk_total_bytes=total,
+            disk_free_bytes=free,
+            models=models_from_manifest(mc.resolved_dir(), in_use),
+            camera={
+                "backend": cam.backend,
+                "state": str(self.watchdog.state) if self.watchdog else "stopped",
+                "resolution": f"{cam.width}×{cam.height}",
+                "fps": f"{self._fps.fps():.1f}",
+                "restarts": str(self.watchdog.restarts if self.watchdog else 0),
+            },
+            settings={
+                "models": f"{mc.complexity} {mc.precision}, {mc.threads} threads",
+                "trial duration": f"{self.config.trial.duration_s:g} s",
+                "affected side (default)": str(self.config.trial.side or "not set"),
+            },
+        )
+
+
+def default_pin_factory() -> Any:
+    """gpiozero's mock factory off the Pi (or when GPIOZERO_PIN_FACTORY=mock), else None
+    (gpiozero picks the Pi's own)."""
+    if os.environ.get("GPIOZERO_PIN_FACTORY", "") == "mock" or not Path("/dev/gpiochip0").exists():
+        from gpiozero.pins.mock import MockFactory
+
+        return MockFactory()
+    return None
+
+
+def send_control(state_dir: Path, command: str, timeout: float = 3.0) -> str:
+    """Send one command to a running daemon's control socket and return its answer."""
+    path = Path(state_dir) / CONTROL_SOCKET
+    if not path.exists():
+        raise FlexscoreError(f"no running flexscore daemon found (no control socket at {path})")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        try:
+            sock.connect(str(path))
+            sock.sendall(command.encode() + b"\n")
+            answer = sock.recv(256).decode(errors="replace").strip()
+        except OSError as exc:
+            raise FlexscoreError(f"cannot reach the daemon at {path}: {exc}") from None
+    if not answer.startswith("ok"):
+        raise FlexscoreError(f"daemon refused {command!r}: {answer}")
+    return answer[3:]

@@ -1,0 +1,139 @@
+"""``flexscore run``, ``flexscore check-config`` and ``flexscore press``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+
+from device import sdnotify
+from device.config import Config, load_config, replace
+from device.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,unused-ignore]
+    r = sub.add_parser(
+        "run",
+        help="run the appliance (camera, tracker, button/LED, web page)",
+        description="Run the appliance daemon. Without --config it runs the demo default: the "
+        "bundled sample video as the camera, mock GPIO off the Pi, the page on 127.0.0.1:8080.",
+    )
+    r.add_argument("--config", metavar="FILE", help="TOML config (default: the demo default)")
+    r.add_argument("--host", help="address for the web page (default from config: 127.0.0.1)")
+    r.add_argument("--port", type=int, help="port for the web page (default from config: 8080)")
+    r.add_argument("--state-dir", metavar="DIR", help="where the database and sockets live")
+    r.add_argument("--video", metavar="FILE", help="use this video file as the camera (demo)")
+    r.set_defaults(func=cmd_run)
+
+    c = sub.add_parser(
+        "check-config",
+        help="validate a config file (and the models and state dir it names)",
+        description="Load FILE, reject unknown keys and bad values, check the configured models "
+        "against their manifest and that the state directory is writable.",
+    )
+    c.add_argument("file", metavar="FILE")
+    c.add_argument("--state-dir", metavar="DIR", help="state directory to check instead of the config's")
+    c.set_defaults(func=cmd_check_config)
+
+    p = sub.add_parser(
+        "press",
+        help="press the button of a running appliance (demo and testing)",
+        description="Simulate one press of the panel button on the daemon running with the same "
+        "state directory.",
+    )
+    p.add_argument("--state-dir", metavar="DIR", help="the daemon's state directory")
+    p.add_argument("--config", metavar="FILE", help="the daemon's config (to find its state dir)")
+    p.add_argument("--command", default="press", choices=("press", "cancel", "status"))
+    p.set_defaults(func=cmd_press)
+
+
+def _state_dir(cfg: Config, arg: str | None) -> Path:
+    return Path(arg).expanduser() if arg else cfg.app.resolved_state_dir()
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    from device.app import check_state_dir
+    from device.vision.runtime import load_model, model_name
+
+    cfg = load_config(args.file)
+    mc = cfg.models
+    for kind in ("palm", "landmark"):
+        load_model(mc.resolved_dir(), model_name(kind, mc.complexity, mc.precision), 1).close()
+    from device.scoring.decide import Decider
+
+    decider = Decider(cfg)
+    try:
+        decider.rnn_for(True)
+    finally:
+        decider.close()
+    state = _state_dir(cfg, args.state_dir)
+    check_state_dir(state)
+    from device.web.security import check_bind
+
+    check_bind(cfg.web.host, cfg.web)
+    print(
+        f"{args.file}: OK (camera {cfg.camera.backend}, models {mc.complexity} {mc.precision}, "
+        f"state dir {state}, web {cfg.web.host}:{cfg.web.port})"
+    )
+    return 0
+
+
+def cmd_press(args: argparse.Namespace) -> int:
+    from device.app import send_control
+
+    cfg = load_config(args.config)
+    answer = send_control(_state_dir(cfg, args.state_dir), args.command)
+    print(f"{args.command}: {answer}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from device.app import FlexscoreApp
+
+    cfg = load_config(args.config)
+    if args.video:
+        if not Path(args.video).is_file():
+            raise ConfigError(f"--video {args.video}: file not found")
+        cfg = replace(cfg, camera=replace(cfg.camera, backend="file", path=args.video))
+    if args.port is not None and not (0 <= args.port <= 65535):
+        raise ConfigError(f"--port {args.port}: must be in [0, 65535]")
+    level = getattr(logging, cfg.app.log_level.upper())
+    logging.getLogger().setLevel(min(level, logging.getLogger().level or level))
+    app = FlexscoreApp(
+        cfg,
+        state_dir=Path(args.state_dir).expanduser() if args.state_dir else None,
+        host=args.host,
+        port=args.port,
+    )
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("signal %d: stopping", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    app.start()
+    try:
+        url = f"http://{app.host}:{app.port}/"
+        print(f"flexscore: running — web page {url} (state dir {app.state_dir})", flush=True)
+        if app.generated_password:
+            print(f"flexscore: clinician password for this run: {app.generated_password}", flush=True)
+        if app.reaped:
+            print(f"flexscore: {app.reaped} trial(s) interrupted by the last stop were marked so")
+        sdnotify.ready(f"running on {url}")
+        interval = sdnotify.watchdog_interval() or 5.0
+        while not stop.wait(min(interval, 5.0)):
+            if app.watchdog is not None and app.watchdog.is_alive():
+                sdnotify.watchdog()
+            sdnotify.status(f"{app.status().get('state')} camera {app.status().get('camera')}")
+    finally:
+        app.stop()
+    print("flexscore: stopped", file=sys.stderr)
+    return 0
