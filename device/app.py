@@ -406,7 +406,10 @@ class FlexscoreApp:
         from device.web.services import SystemInfo, disk_usage, models_from_manifest, software_version
 
         mc = self.config.models
-        in_use = [model_name("palm", mc.complexity, mc.precision), model_name("landmark", mc.complexity, mc.precision)]
+        in_use = [
+            model_name("palm", mc.complexity, mc.precision),
+            model_name("landmark", mc.complexity, mc.precision),
+        ]
         total, free = disk_usage(self.state_dir)
         cam = self.config.camera
         return SystemInfo(
@@ -457,3 +460,96 @@ def send_control(state_dir: Path, command: str, timeout: float = 3.0) -> str:
     if not answer.startswith("ok"):
         raise FlexscoreError(f"daemon refused {command!r}: {answer}")
     return answer[3:]
+
+
+# ---------------------------------------------------------------------- benchmark
+def bench_tracking_loop(cfg: Config, video: str, seconds: float = 12.0, fps: float = 30.0) -> dict[str, Any]:
+    """The daemon's per-frame path (decode → tracker → recorder → live view) at 640×480, in a
+    fresh child process so its peak RSS is the loop's own: achieved fps against a camera
+    delivering ``fps``, CPU share (process CPU time / wall time, 1.0 = one core), peak RSS,
+    and the unpaced maximum fps. One trial is recorded and scored during the run."""
+    import json
+    import subprocess
+    import sys
+
+    args = json.dumps({"video": str(video), "seconds": seconds, "fps": fps, "models": cfg.models.__dict__})
+    code = "import sys, json; from device.app import _bench_loop_child; print(json.dumps(_bench_loop_child(sys.argv[1])))"
+    proc = subprocess.run(
+        [sys.executable, "-c", code, args], capture_output=True, text=True, timeout=300, check=False
+    )
+    if proc.returncode != 0:
+        raise FlexscoreError(f"tracking-loop benchmark failed: {proc.stderr.strip()[-400:]}")
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
+def _bench_loop_child(arg: str) -> dict[str, Any]:
+    import json
+    import resource
+
+    from device.camera import FileSource
+    from device.config import ModelsConfig, replace
+    from device.scoring.decide import Decider
+    from device.web.live import LiveFrames
+
+    spec = json.loads(arg)
+    cfg = Config()
+    cfg = replace(cfg, models=ModelsConfig(**spec["models"]))
+    source = FileSource(spec["video"], loop=True, paced=False, fit=(640, 480))
+    source.open()
+
+    def next_frame() -> Any:
+        frame = source.read(timeout=1.0)
+        assert frame is not None
+        return frame.rgb
+
+    decider = Decider(cfg)
+    recorder = TrialRecorder(decider.score, trial_config=cfg.trial)
+    live = LiveFrames()
+    with build_tracker(cfg) as tracker:
+        # unpaced: the most the loop can do
+        t0 = time.perf_counter()
+        n_free = 0
+        while time.perf_counter() - t0 < 3.0:
+            f = next_frame()
+            obs = tracker.process_one(f, n_free / spec["fps"])
+            live.put(f, obs)
+            n_free += 1
+        max_fps = n_free / (time.perf_counter() - t0)
+        # paced like a camera
+        recorder.start(origin="bench")
+        period = 1.0 / spec["fps"]
+        wall0, cpu0 = time.perf_counter(), time.process_time()
+        n = late = 0
+        while True:
+            due = wall0 + n * period
+            now = time.perf_counter()
+            if now - wall0 >= spec["seconds"]:
+                break
+            if due > now:
+                time.sleep(due - now)
+            elif now - due > period:
+                late += 1
+            f = next_frame()
+            obs = tracker.process_one(f, n * period)
+            recorder.on_observation(obs)
+            live.put(f, obs)
+            n += 1
+        wall = time.perf_counter() - wall0
+        cpu = time.process_time() - cpu0
+    state = str(recorder.state)
+    source.close()
+    recorder.close()
+    decider.close()
+    rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {
+        "resolution": "640x480",
+        "models": f"{cfg.models.complexity} {cfg.models.precision}",
+        "camera_fps": spec["fps"],
+        "achieved_fps": round(n / wall, 2),
+        "late_frames": late,
+        "cpu_share": round(cpu / wall, 3),
+        "max_fps_unpaced": round(max_fps, 1),
+        "peak_rss_mb": round(rss_kb / 1024, 1),
+        "trial_state_at_end": state,
+    }
