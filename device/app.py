@@ -33,6 +33,7 @@ from device.trial.recorder import StateChange, TrialRecorder
 from device.vision.runtime import model_name
 from device.vision.tracker import HandTracker, build_tracker
 from device.vision.types import HandObservation
+from device.web.services import StatusSnapshot
 
 log = logging.getLogger(__name__)
 
@@ -150,8 +151,8 @@ class FlexscoreApp:
             self.panel = Panel(
                 cfg.panel,
                 pin_factory=factory,
-                on_press=lambda: self.recorder.press() if self.recorder else None,
-                on_long_press=lambda: self.recorder.cancel("long_press") if self.recorder else None,
+                on_press=self._press,
+                on_long_press=self._long_press,
             )
             self.recorder.add_listener(self.panel.on_recorder_change)
         from device.web.live import LiveFrames
@@ -176,16 +177,23 @@ class FlexscoreApp:
             cfg.models.precision,
         )
 
+    def _press(self) -> None:
+        if self.recorder is not None:
+            self.recorder.press()
+
+    def _long_press(self) -> None:
+        if self.recorder is not None:
+            self.recorder.cancel("long_press")
+
     def _start_web(self) -> None:
         from waitress import create_server
 
-        from device.config import replace
-        from device.web import create_app
+        from device.web.app import create_app
         from device.web.security import check_bind, ensure_password
 
         check_bind(self.host, self.config.web)
         web_cfg, self.generated_password = ensure_password(self.config.web)
-        app = create_app(self, replace(self.config, web=web_cfg), state_dir=self.state_dir)
+        app = create_app(self, web_cfg, state_dir=self.state_dir)
         self.web_server = create_server(app, host=self.host, port=self.port, threads=8, ident="flexscore")
         self.port = int(self.web_server.effective_port)
         self._web_thread = threading.Thread(target=self.web_server.run, name="web", daemon=True)
@@ -313,9 +321,9 @@ class FlexscoreApp:
         ok = state == CameraState.OK
         if self.panel is not None:
             self.panel.set_camera_ok(ok or state == CameraState.STARTING)
-        if state in (CameraState.LOST, CameraState.RESTARTING) and self.recorder is not None:
-            if self.recorder.busy:
-                self.recorder.fail("camera_lost", "the camera stopped delivering frames")
+        lost = state in (CameraState.LOST, CameraState.RESTARTING)
+        if lost and self.recorder is not None and self.recorder.busy:
+            self.recorder.fail("camera_lost", "the camera stopped delivering frames")
         sdnotify.status(f"camera {state}")
 
     def _score(self, trial: Any) -> Any:
@@ -373,8 +381,8 @@ class FlexscoreApp:
             raise StoreError("the store is not open")
         return self._store
 
-    def status(self) -> dict[str, Any]:
-        snap: dict[str, Any] = dict(self.recorder.snapshot()) if self.recorder else {"state": "starting"}
+    def status(self) -> StatusSnapshot:
+        snap: Any = dict(self.recorder.snapshot()) if self.recorder else {"state": "starting"}
         snap["camera"] = str(self.watchdog.state) if self.watchdog else "stopped"
         snap["fps"] = round(self._fps.fps(), 1)
         info = self.recorder.info if self.recorder else None
@@ -473,7 +481,10 @@ def bench_tracking_loop(cfg: Config, video: str, seconds: float = 12.0, fps: flo
     import sys
 
     args = json.dumps({"video": str(video), "seconds": seconds, "fps": fps, "models": cfg.models.__dict__})
-    code = "import sys, json; from device.app import _bench_loop_child; print(json.dumps(_bench_loop_child(sys.argv[1])))"
+    code = (
+        "import sys, json; from device.app import _bench_loop_child; "
+        "print(json.dumps(_bench_loop_child(sys.argv[1])))"
+    )
     proc = subprocess.run(
         [sys.executable, "-c", code, args], capture_output=True, text=True, timeout=300, check=False
     )
