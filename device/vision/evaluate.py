@@ -187,9 +187,7 @@ def _stat(values: np.ndarray, fn: str) -> float | None:
     return float(values.mean())
 
 
-def _as_inputs(
-    detected: np.ndarray, landmarks: np.ndarray, name: str
-) -> tuple[np.ndarray, np.ndarray]:
+def _as_inputs(detected: np.ndarray, landmarks: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
     det = np.asarray(detected, dtype=bool)
     lm = np.asarray(landmarks, dtype=np.float64)
     if det.ndim != 1 or lm.ndim != 3 or lm.shape[0] != det.shape[0] or lm.shape[1] != 21:
