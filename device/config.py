@@ -95,7 +95,7 @@ class TrialConfig:
     duration_s: float = 6.0
     side: Literal["left", "right"] | None = None  # affected side; None: not checked
     min_presence_share: float = 0.8  # hand tracked on at least this share of frames
-    min_hand_px: float = 60.0  # median hand size (bounding-box long side) in pixels
+    min_hand_px: float = 40.0  # median hand size (bounding-box long side) in pixels
     edge_margin_px: float = 2.0  # a landmark this close to / beyond the border is "cut"
     max_edge_cut_share: float = 0.25  # at most this share of tracked frames cut by the edge
     min_side_share: float = 0.6  # share of labelled frames naming the configured side

@@ -1,0 +1,155 @@
+"""Range-of-motion rule: an interpretable score from how far each finger closes.
+
+Per finger (index, middle, ring, pinky) and per resampled step, a *closure* in [0, 1]:
+
+* with z (3D): the sum of the MCP, PIP and DIP bend angles, 0 at ``OPEN_BEND`` and 1 at
+  ``FIST_BEND`` (a fist bends the three joints by ≈ 85° + 100° + 70°);
+* without z (2D): how far the fingertip has travelled down the palm axis, from its most
+  extended position in the trial (at least ``MIN_OPEN_2D`` palm sizes above its MCP) to
+  ``FIST_2D`` (a fist's fingertip lies ≈ 0.3 palm sizes below its MCP in a palm view).
+
+The curves are smoothed over ``SMOOTH_STEPS`` steps. A finger's *peak* is its 95th
+percentile closure, its *excursion* the peak minus the lowest closure before it.
+
+=========  ==========================================================================
+score      when
+=========  ==========================================================================
+2          every finger peaks at ≥ ``FULL`` and the mean excursion is ≥ ``FULL_EXCURSION``
+0          no finger moves more than ``trace_3d`` (3D) or ``trace_2d`` (2D)
+1          otherwise (some, but clearly incomplete, range; or only some fingers)
+=========  ==========================================================================
+
+The rule has no probabilities; its result feeds :mod:`device.scoring.decide` as a
+cross-check of the RNN and as the explanation given to the clinician.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from device.errors import InputError
+from device.scoring.types import Result
+from device.trial.features import (
+    N_STEPS,
+    bend_angles,
+    normalize_landmarks,
+    resample_landmarks,
+    trial_is_left,
+)
+from device.trial.types import Trial
+
+log = logging.getLogger(__name__)
+
+FINGERS = ("index", "middle", "ring", "pinky")
+MCPS = (5, 9, 13, 17)
+TIPS = (8, 12, 16, 20)
+
+# Bend sums in units of π (see device.trial.features.bend_angles).
+OPEN_BEND = 0.15
+FIST_BEND = 1.30
+MIN_OPEN_2D = 0.8
+FIST_2D = -0.25
+SMOOTH_STEPS = 15
+
+
+@dataclass(frozen=True)
+class RuleThresholds:
+    full: float = 0.80  # peak closure of every finger for a score of 2
+    full_excursion: float = 0.50  # mean excursion for a score of 2
+    # Largest finger excursion still counted as "no movement". Above the clinical "trace"
+    # (< 10 % of the range) because tracker jitter alone reads as 5–25 % on bend angles
+    # (measured on synthetic score-0 trials with tracker-like noise, 95th percentile).
+    trace_3d: float = 0.25
+    trace_2d: float = 0.20
+
+
+def _smooth(x: np.ndarray, k: int) -> np.ndarray:
+    if k <= 1:
+        return x
+    pad = k // 2
+    xp = np.pad(x, ((pad, pad), (0, 0)), mode="edge")
+    kernel = np.ones(k) / k
+    return np.stack([np.convolve(xp[:, j], kernel, mode="valid") for j in range(x.shape[1])], 1)
+
+
+def finger_closure(trial: Trial, steps: int = N_STEPS) -> tuple[np.ndarray, str]:
+    """Closure [steps, 4] of index…pinky and the method used ("3d" or "2d")."""
+    if trial.num_frames < 2 or trial.duration <= 0:
+        raise InputError(
+            f"a trial needs at least 2 frames over a positive time span (got {trial.num_frames} frame(s))"
+        )
+    lm, _observed = resample_landmarks(trial.landmarks, trial.t, steps)
+    if trial.has_z:
+        bend = bend_angles(lm)  # [steps, 15]; fingers start at column 3
+        sums = bend[:, 3:].reshape(steps, 4, 3).sum(axis=2)
+        closure = (sums - OPEN_BEND) / (FIST_BEND - OPEN_BEND)
+        method = "3d"
+    else:
+        lm[..., 2] = 0.0
+        canon = normalize_landmarks(lm, trial_is_left(trial))
+        rel = canon[:, list(TIPS), 1] - canon[:, list(MCPS), 1]  # tip above its MCP
+        top = np.maximum(rel.max(axis=0), MIN_OPEN_2D)
+        closure = (top - rel) / (top - FIST_2D)
+        method = "2d"
+    return np.clip(_smooth(closure, SMOOTH_STEPS), 0.0, 1.0), method
+
+
+class RuleScorer:
+    """Scores a trial from finger range of motion (see the module docstring)."""
+
+    name = "rule"
+
+    def __init__(self, thresholds: RuleThresholds | None = None) -> None:
+        self.thresholds = thresholds or RuleThresholds()
+
+    def measure(self, trial: Trial) -> dict[str, Any]:
+        closure, method = finger_closure(trial)
+        peak_idx = np.argmax(closure, axis=0)
+        peak = np.percentile(closure, 90, axis=0)
+        base = np.array([closure[: i + 1, f].min() for f, i in enumerate(peak_idx)])
+        return {
+            "method": method,
+            "peak": peak,
+            "excursion": np.clip(peak - base, 0.0, 1.0),
+            "start": closure[:10].mean(axis=0),
+        }
+
+    def score(self, trial: Trial) -> Result:
+        th = self.thresholds
+        m = self.measure(trial)
+        peak, exc = m["peak"], m["excursion"]
+        fingers = ", ".join(f"{n} {p:.0%}" for n, p in zip(FINGERS, peak, strict=True))
+        if peak.min() >= th.full and exc.mean() >= th.full_excursion:
+            score = 2
+            why = f"all four fingers closed fully (peak closure {fingers})"
+        elif exc.max() < (trace := th.trace_3d if m["method"] == "3d" else th.trace_2d):
+            score = 0
+            why = (
+                f"no finger moved more than {trace:.0%} of its range "
+                f"(largest {exc.max():.0%}): no active flexion or only a trace"
+            )
+        else:
+            score = 1
+            short = [n for n, p in zip(FINGERS, peak, strict=True) if p < th.full]
+            why = (
+                f"the fingers moved but did not all close fully: {', '.join(short)} "
+                f"stayed below {th.full:.0%} (peak closure {fingers})"
+            )
+        details = {
+            "method": m["method"],
+            "peak_closure": [round(float(v), 3) for v in peak],
+            "excursion": [round(float(v), 3) for v in exc],
+            "start_closure": [round(float(v), 3) for v in m["start"]],
+        }
+        return Result(
+            status="scored",
+            score=score,
+            confidence=1.0,
+            reasons=(f"range-of-motion rule: {score} — {why}",),
+            details=details,
+            rule_score=score,
+        )

@@ -1,0 +1,134 @@
+"""HL7 FHIR R4 ``QuestionnaireResponse`` for one session of the Fugl-Meyer item "mass flexion".
+
+A session is one patient's trials on one day (:class:`device.web.queries.Session`). The
+response answers:
+
+* ``affected-side`` — "left"/"right" (valueString);
+* ``mass-flexion`` — the session's score 0/1/2 (valueInteger): the best trial, each trial
+  counted with the clinician's score when there is one, else the automatic score; the
+  answer's nested ``score-source`` says which ("clinician" or "automatic"). No scorable
+  trial → no answer (the item is present without one, as FHIR allows);
+* one ``trial`` group per trial: id, start time, status, automatic score, confidence,
+  rule score, review flag, clinician score and comment, reasons.
+
+The subject is referenced by the pseudonymous patient code only (an identifier), never a
+name. The structure uses nothing that differs between R4 (4.0.1) and R4B (4.3.0); tests
+validate it with ``fhir.resources`` (its R4B models).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+
+from device.web.queries import SCORE_TEXT, Session, TrialView
+from device.web.services import software_version
+
+QUESTIONNAIRE = "urn:flexscore:questionnaire:fma-ue-mass-flexion|1"
+PATIENT_SYSTEM = "urn:flexscore:patient-code"
+SESSION_SYSTEM = "urn:flexscore:session"
+ITEM_TEXT = (
+    "Fugl-Meyer Assessment, upper extremity, hand: mass flexion "
+    "(0 = no flexion, 1 = partial flexion, 2 = full flexion)"
+)
+_ID_OK = re.compile(r"[^A-Za-z0-9.\-]")
+
+
+def _dt(at: datetime) -> str:
+    return at.isoformat(timespec="seconds")
+
+
+def _item(link_id: str, text: str, answer: dict[str, Any] | None) -> dict[str, Any]:
+    item: dict[str, Any] = {"linkId": link_id, "text": text}
+    if answer is not None:
+        item["answer"] = [answer]
+    return item
+
+
+def _trial_group(v: TrialView) -> dict[str, Any]:
+    t, s, lab = v.trial, v.trial.score, v.label
+    items = [
+        _item("trial-id", "Trial number on the device", {"valueInteger": t.id}),
+        _item("trial-started", "Recording started", {"valueDateTime": _dt(t.started_at)}),
+        _item("trial-status", "Outcome", {"valueString": t.status}),
+    ]
+    if v.auto_score is not None and s is not None:
+        items.append(_item("automatic-score", "Automatic score", {"valueInteger": v.auto_score}))
+        if s.confidence is not None:
+            items.append(
+                _item(
+                    "confidence",
+                    "Confidence of the automatic score",
+                    {"valueDecimal": round(s.confidence, 4)},
+                )
+            )
+        if s.rule_score is not None:
+            items.append(
+                _item("rule-score", "Range-of-motion rule score", {"valueInteger": s.rule_score})
+            )
+        items.append(_item("review", "Flagged for clinician review", {"valueBoolean": bool(s.review)}))
+    if lab is not None:
+        if lab.score is not None:
+            items.append(_item("clinician-score", "Clinician's score", {"valueInteger": lab.score}))
+        else:
+            items.append(_item("clinician-score", "Clinician's score", {"valueString": "not scorable"}))
+        if lab.note:
+            items.append(_item("clinician-comment", "Clinician's comment", {"valueString": lab.note}))
+    for r in t.reasons:
+        if r.get("message"):
+            items.append(_item("reason", "Why not scorable / notes", {"valueString": r["message"]}))
+    return {"linkId": "trial", "text": f"Trial {t.id}", "item": items}
+
+
+def session_score(session: Session) -> tuple[int | None, str | None]:
+    """(best score, "clinician"/"automatic") over the session's trials, or (None, None)."""
+    best: tuple[int, str] | None = None
+    for v in session.trials:
+        score = v.effective_score
+        if score is None:
+            continue
+        source = "clinician" if v.label is not None else "automatic"
+        if best is None or score > best[0]:
+            best = (score, source)
+    return best if best is not None else (None, None)
+
+
+def questionnaire_response(session: Session) -> dict[str, Any]:
+    """The session as a FHIR R4 QuestionnaireResponse (a JSON-ready dict)."""
+    score, source = session_score(session)
+    sides = [v.trial.side for v in session.trials if v.trial.side]
+    running = any(v.trial.status in ("recording", "scoring") for v in session.trials)
+    finished = [v.trial.finished_at or v.trial.started_at for v in session.trials]
+    answer: dict[str, Any] | None = None
+    if score is not None:
+        answer = {
+            "valueInteger": score,
+            "item": [
+                _item("score-source", "Source of the score", {"valueString": source}),
+                _item("score-meaning", "Meaning", {"valueString": SCORE_TEXT[score]}),
+            ],
+        }
+    items = []
+    if sides:
+        items.append(_item("affected-side", "Affected side", {"valueString": sides[-1]}))
+    items.append(_item("mass-flexion", ITEM_TEXT, answer))
+    items += [_trial_group(v) for v in session.trials]
+    labelled = any(v.label is not None for v in session.trials)
+    ident = _ID_OK.sub("-", f"fma-massflex-{session.patient_code}-{session.day.isoformat()}")[:64]
+    return {
+        "resourceType": "QuestionnaireResponse",
+        "id": ident,
+        "identifier": {"system": SESSION_SYSTEM, "value": session.key},
+        "questionnaire": QUESTIONNAIRE,
+        "status": "in-progress" if running else "completed",
+        "subject": {
+            "identifier": {"system": PATIENT_SYSTEM, "value": session.patient_code},
+            "display": f"Patient {session.patient_code}",
+        },
+        "authored": _dt(max(finished)),
+        "author": {
+            "display": "Clinician" if labelled else f"Flexscore {software_version()} (automatic)"
+        },
+        "item": items,
+    }

@@ -1,0 +1,158 @@
+"""Live view plumbing: the latest-frame buffer, the stream cap and the MJPEG body.
+
+* :class:`LiveFrames` keeps **only the newest** frame. ``put`` (tracker thread) swaps a
+  reference under a short lock and never waits for a viewer; ``latest_jpeg`` (web
+  threads) draws the skeleton on a copy and JPEG-encodes it once per frame, shared by all
+  viewers. A slow viewer therefore skips frames; it never queues them or slows the tracker.
+* :class:`StreamLimiter` hands out at most N stream slots; the view answers 503 without one.
+* :class:`MjpegStream` is the ``multipart/x-mixed-replace`` body. Its ``close()`` (called by
+  every WSGI server when the client goes away or the response ends) frees the slot, even
+  when the body was never iterated.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Generator
+
+import cv2
+import numpy as np
+
+from device.vision.draw import draw_observation, draw_status
+from device.vision.types import HandObservation
+from device.web.services import JpegFrame
+
+log = logging.getLogger(__name__)
+
+BOUNDARY = "frame"
+JPEG_QUALITY = 75
+WAIT_S = 1.0  # longest wait for a new frame before checking the stop flag again
+
+
+class LiveFrames:
+    """The newest frame and observation; see the module doc."""
+
+    def __init__(self, jpeg_quality: int = JPEG_QUALITY) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._encode_lock = threading.Lock()
+        self._seq = 0
+        self._rgb: np.ndarray | None = None
+        self._obs: HandObservation | None = None
+        self._text: str | None = None
+        self._cached: JpegFrame | None = None
+        self.jpeg_quality = jpeg_quality
+
+    @property
+    def seq(self) -> int:
+        """Frames put so far."""
+        return self._seq
+
+    def put(self, rgb: np.ndarray, obs: HandObservation | None = None, text: str | None = None) -> None:
+        """Offer the newest frame (RGB uint8 [H, W, 3]; not modified afterwards by the caller)."""
+        with self._cond:
+            self._rgb, self._obs, self._text = rgb, obs, text
+            self._seq += 1
+            self._cond.notify_all()
+
+    def latest_jpeg(self, newer_than: int = -1, timeout: float = 0.0) -> JpegFrame | None:
+        """The newest frame as JPEG if newer than ``newer_than``, waiting up to ``timeout``."""
+        with self._cond:
+            if self._seq <= newer_than or self._rgb is None:
+                self._cond.wait_for(lambda: self._seq > newer_than and self._rgb is not None, timeout)
+            if self._seq <= newer_than or self._rgb is None:
+                return None
+            seq, rgb, obs, text = self._seq, self._rgb, self._obs, self._text
+        with self._encode_lock:
+            cached = self._cached
+            if cached is not None and cached.seq >= seq:
+                return cached
+            frame = JpegFrame(seq, self._encode(rgb, obs, text))
+            self._cached = frame
+            return frame
+
+    def _encode(self, rgb: np.ndarray, obs: HandObservation | None, text: str | None) -> bytes:
+        img = np.ascontiguousarray(rgb).copy()
+        if obs is not None:
+            draw_observation(img, obs, label=False)
+        if text:
+            draw_status(img, text)
+        ok, buf = cv2.imencode(
+            ".jpg", cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, self.jpeg_quality]
+        )
+        if not ok:  # pragma: no cover - cv2 encodes any uint8 image
+            raise ValueError("JPEG encoding failed")
+        return bytes(buf)
+
+
+class StreamLimiter:
+    """At most ``limit`` concurrent streams."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._lock = threading.Lock()
+        self._active = 0
+
+    @property
+    def active(self) -> int:
+        return self._active
+
+    def acquire(self) -> Callable[[], None] | None:
+        """A release function for a new slot, or None when all slots are taken."""
+        with self._lock:
+            if self._active >= self.limit:
+                return None
+            self._active += 1
+        released = threading.Event()
+
+        def release() -> None:
+            with self._lock:
+                if released.is_set():
+                    return
+                released.set()
+                self._active -= 1
+
+        return release
+
+
+class MjpegStream:
+    """Iterable MJPEG body that sends the newest frame at most ``fps`` times a second."""
+
+    def __init__(
+        self,
+        latest: Callable[[int, float], JpegFrame | None],
+        release: Callable[[], None],
+        stop: threading.Event,
+        fps: float,
+    ) -> None:
+        self._latest = latest
+        self._release = release
+        self._stop = stop
+        self._period = 1.0 / fps
+        self._gen = self._frames()
+
+    def _frames(self) -> Generator[bytes, None, None]:
+        seq = -1
+        while not self._stop.is_set():
+            frame = self._latest(seq, WAIT_S)
+            if frame is None:
+                continue
+            seq = frame.seq
+            head = (
+                f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(frame.data)}\r\n\r\n"
+            ).encode("ascii")
+            yield head + frame.data + b"\r\n"
+            self._stop.wait(self._period)
+
+    def __iter__(self) -> MjpegStream:
+        return self
+
+    def __next__(self) -> bytes:
+        return next(self._gen)
+
+    def close(self) -> None:
+        """End the stream and free its slot (idempotent)."""
+        try:
+            self._gen.close()
+        finally:
+            self._release()

@@ -1,0 +1,226 @@
+"""Read-side helpers over the store's public API: filtered trial lists, sessions, export rows.
+
+No SQL here: everything goes through :class:`device.store.Store` methods. Date filters
+are applied in Python (the store filters by patient and status), which is plenty for the
+few thousand trials one appliance records.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from device.store import Label, Patient, Store, TrialRecord
+
+log = logging.getLogger(__name__)
+
+PAGE = 500
+SCORE_TEXT = {0: "No flexion", 1: "Partial flexion", 2: "Full flexion"}
+STATUS_TEXT = {
+    "scored": "Scored",
+    "rejected": "Not scorable",
+    "cancelled": "Cancelled",
+    "error": "Error",
+    "interrupted": "Interrupted",
+    "recording": "Recording",
+    "scoring": "Scoring",
+}
+
+
+@dataclass(frozen=True)
+class TrialFilter:
+    """History / export filters (all optional)."""
+
+    patient: Patient | None = None
+    status: str | None = None
+    date_from: date | None = None
+    date_to: date | None = None  # inclusive
+
+    def matches(self, trial: TrialRecord) -> bool:
+        day = local_day(trial.started_at)
+        if self.date_from is not None and day < self.date_from:
+            return False
+        return not (self.date_to is not None and day > self.date_to)
+
+
+def local_day(at: datetime) -> date:
+    """The appliance's local calendar day of a (UTC) timestamp."""
+    return at.astimezone().date()
+
+
+def iter_trials(store: Store, flt: TrialFilter) -> Iterator[TrialRecord]:
+    """Trials matching ``flt``, newest first."""
+    offset = 0
+    pid = flt.patient.id if flt.patient is not None else None
+    while True:
+        page = store.list_trials(limit=PAGE, offset=offset, patient_id=pid, status=flt.status)
+        for trial in page:
+            if flt.matches(trial):
+                yield trial
+        if len(page) < PAGE:
+            return
+        offset += PAGE
+
+
+@dataclass(frozen=True)
+class TrialView:
+    """A trial with what the pages show beside it."""
+
+    trial: TrialRecord
+    patient_code: str | None
+    labels: list[Label] = field(default_factory=list)
+
+    @property
+    def label(self) -> Label | None:
+        """The newest clinician label."""
+        return self.labels[-1] if self.labels else None
+
+    @property
+    def auto_score(self) -> int | None:
+        s = self.trial.score
+        return s.final_score if s is not None and self.trial.status == "scored" else None
+
+    @property
+    def effective_score(self) -> int | None:
+        """The clinician's score when there is one, else the automatic score."""
+        if self.label is not None:
+            return self.label.score
+        return self.auto_score
+
+    def to_json(self) -> dict[str, Any]:
+        t = self.trial
+        doc = t.to_json()
+        s = t.score
+        detail = (s.detail or {}) if s is not None else {}
+        doc.update(
+            patient_code=self.patient_code,
+            quality=t.quality,
+            has_landmarks=t.has_landmarks,
+            automatic=None
+            if s is None
+            else {
+                "score": s.final_score,
+                "probabilities": list(s.probabilities) if s.probabilities is not None else None,
+                "confidence": s.confidence,
+                "rule_score": s.rule_score,
+                "model_version": s.model_version,
+                "rule_version": s.rule_version,
+                "review": s.review,
+                "reasons": detail.get("reasons", []),
+            },
+            labels=[
+                {
+                    "score": lab.score,
+                    "comment": lab.note,
+                    "clinician": lab.clinician,
+                    "created_at": lab.created_at.isoformat(),
+                }
+                for lab in self.labels
+            ],
+        )
+        return doc
+
+
+class PatientCodes:
+    """patient id → code, looked up once per request."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._codes: dict[int, str] = {}
+
+    def code(self, patient_id: int | None) -> str | None:
+        if patient_id is None:
+            return None
+        if patient_id not in self._codes:
+            p = self._store.get_patient(patient_id)
+            self._codes[patient_id] = p.code if p else f"#{patient_id}"
+        return self._codes[patient_id]
+
+
+def trial_views(store: Store, trials: list[TrialRecord]) -> list[TrialView]:
+    codes = PatientCodes(store)
+    return [TrialView(t, codes.code(t.patient_id), store.labels_for(t.id)) for t in trials]
+
+
+def trial_view(store: Store, trial_id: int) -> TrialView | None:
+    t = store.get_trial(trial_id)
+    if t is None:
+        return None
+    return trial_views(store, [t])[0]
+
+
+# --------------------------------------------------------------------------- CSV
+
+CSV_COLUMNS = (
+    "trial_id", "patient_code", "side", "status", "started_at", "finished_at",
+    "score", "p0", "p1", "p2", "confidence", "rule_score", "review", "model_version",
+    "clinician_score", "clinician_comment", "reason_codes",
+)  # fmt: skip
+
+
+def _cell(value: Any) -> str:
+    """Text for a CSV cell; formula-looking text is quoted so spreadsheets don't run it."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    text = str(value)
+    if text[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + text
+    return text
+
+
+def trials_csv(views: list[TrialView]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\r\n")
+    w.writerow(CSV_COLUMNS)
+    for v in views:
+        t, s, lab = v.trial, v.trial.score, v.label
+        probs = list(s.probabilities) if s is not None and s.probabilities is not None else [None] * 3
+        row = [
+            t.id, v.patient_code, t.side, t.status, t.started_at.isoformat(),
+            t.finished_at.isoformat() if t.finished_at else None,
+            s.final_score if s else None, *probs[:3], s.confidence if s else None,
+            s.rule_score if s else None, s.review if s else None, s.model_version if s else None,
+            lab.score if lab else None, lab.note if lab else None,
+            ";".join(r.get("code", "") for r in t.reasons),
+        ]  # fmt: skip
+        w.writerow([_cell(c) for c in row])
+    return buf.getvalue()
+
+
+# --------------------------------------------------------------------------- sessions
+
+
+@dataclass(frozen=True)
+class Session:
+    """One patient's trials on one (local) day: the unit of a FHIR QuestionnaireResponse."""
+
+    patient_code: str
+    day: date
+    trials: list[TrialView]  # oldest first
+
+    @property
+    def key(self) -> str:
+        return f"{self.patient_code}/{self.day.isoformat()}"
+
+
+def sessions(views: list[TrialView]) -> list[Session]:
+    """Group trials with a patient into sessions, newest session first."""
+    groups: dict[tuple[str, date], list[TrialView]] = {}
+    for v in views:
+        if v.patient_code is None:
+            continue
+        groups.setdefault((v.patient_code, local_day(v.trial.started_at)), []).append(v)
+    out = [
+        Session(code, day, sorted(items, key=lambda v: v.trial.started_at))
+        for (code, day), items in groups.items()
+    ]
+    return sorted(out, key=lambda s: (s.day, s.patient_code), reverse=True)

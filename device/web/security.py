@@ -1,0 +1,177 @@
+"""Access control: clinician password, session secret, CSRF tokens, login rate limit, roles.
+
+Roles: **anonymous** (only the login page and ``/api/status``), **patient** (live view,
+start/cancel, the last result) and **clinician** (everything: history, labels, exports).
+Patient mode needs no password — it shows no history and no patient codes; the clinician
+password unlocks the rest.
+
+The password is a werkzeug hash (scrypt) from ``web.password_hash``, else the plain
+``FLEXSCORE_PASSWORD`` environment variable (demo and tests). With neither, the
+composition root calls :func:`ensure_password`, which generates one for this run and
+returns it to be shown once on the console. :func:`check_bind` refuses a non-loopback host
+while no password is configured.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import logging
+import os
+import secrets
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from device.config import WebConfig, replace
+from device.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+PASSWORD_ENV = "FLEXSCORE_PASSWORD"
+SECRET_FILE_NAME = "web-secret.key"
+ROLES = ("patient", "clinician")
+RANK = {None: 0, "patient": 1, "clinician": 2}
+
+
+def hash_password(plain: str) -> str:
+    """A werkzeug scrypt hash of ``plain`` (what ``web.password_hash`` holds)."""
+    if not plain:
+        raise ConfigError("the clinician password must not be empty")
+    return generate_password_hash(plain, method="scrypt")
+
+
+def configured_hash(cfg: WebConfig, env: Mapping[str, str] | None = None) -> str | None:
+    """The clinician password hash: the config's, else one of ``FLEXSCORE_PASSWORD``."""
+    if cfg.password_hash:
+        return cfg.password_hash
+    plain = (os.environ if env is None else env).get(PASSWORD_ENV, "")
+    return hash_password(plain) if plain else None
+
+
+def ensure_password(
+    cfg: WebConfig, env: Mapping[str, str] | None = None
+) -> tuple[WebConfig, str | None]:
+    """``cfg`` with a password hash set, and the plain password if one was generated.
+
+    Configured hash or ``FLEXSCORE_PASSWORD`` → (cfg with that hash, None). Neither → a
+    random password for this run: the caller shows it once (console, never the log)."""
+    found = configured_hash(cfg, env)
+    if found is not None:
+        return replace(cfg, password_hash=found), None
+    plain = secrets.token_urlsafe(9)
+    return replace(cfg, password_hash=hash_password(plain)), plain
+
+
+def check_password(password_hash: str | None, plain: str) -> bool:
+    if not password_hash or not plain:
+        return False
+    try:
+        return check_password_hash(password_hash, plain)
+    except ValueError:  # malformed hash
+        log.error("the configured clinician password hash is malformed")
+        return False
+
+
+def is_loopback(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and ``localhost``."""
+    name = host.strip().strip("[]").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def check_bind(host: str, cfg: WebConfig, env: Mapping[str, str] | None = None) -> None:
+    """Refuse to serve on a non-loopback ``host`` while no clinician password is set.
+
+    Call it with the config as loaded (before :func:`ensure_password`): a generated demo
+    password is for this machine only."""
+    if is_loopback(host):
+        return
+    if configured_hash(cfg, env) is None:
+        raise ConfigError(
+            f"refusing to serve the web page on {host}: no clinician password is set. "
+            f"Set web.password_hash (a werkzeug scrypt hash) or {PASSWORD_ENV}, "
+            "or bind to 127.0.0.1"
+        )
+
+
+def load_secret_key(path: str | Path) -> bytes:
+    """The session signing key in ``path``, created (32 random bytes, mode 0600) if missing."""
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+        if len(data) >= 16:
+            return data
+        log.warning("web secret %s is too short; writing a new one", p)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise ConfigError(f"cannot read the web secret key file {p}: {exc}") from exc
+    key = secrets.token_bytes(32)
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(key)
+    except OSError as exc:
+        raise ConfigError(f"cannot write the web secret key file {p}: {exc}") from exc
+    log.info("created a new web secret key file %s", p)
+    return key
+
+
+def new_csrf_token() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def same_token(expected: str | None, given: str | None) -> bool:
+    if not expected or not given:
+        return False
+    return hmac.compare_digest(expected.encode(), given.encode())
+
+
+@dataclass
+class LoginLimiter:
+    """At most ``max_attempts`` failed logins per client within ``window_s`` seconds."""
+
+    max_attempts: int
+    window_s: float
+    clock: Callable[[], float] = time.monotonic
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()
+        self._fails: dict[str, deque[float]] = {}
+
+    def _prune(self, key: str, now: float) -> deque[float]:
+        q = self._fails.setdefault(key, deque())
+        while q and now - q[0] >= self.window_s:
+            q.popleft()
+        return q
+
+    def retry_after(self, key: str) -> float | None:
+        """Seconds until ``key`` may try again, or None when it may try now."""
+        with self._lock:
+            now = self.clock()
+            q = self._prune(key, now)
+            if len(q) < self.max_attempts:
+                return None
+            return max(1.0, self.window_s - (now - q[0]))
+
+    def failed(self, key: str) -> None:
+        with self._lock:
+            now = self.clock()
+            self._prune(key, now).append(now)
+            if len(self._fails) > 10_000:  # bound memory against address sprays
+                self._fails = {k: v for k, v in self._fails.items() if v}
+
+    def succeeded(self, key: str) -> None:
+        with self._lock:
+            self._fails.pop(key, None)

@@ -1,0 +1,69 @@
+/* Live page: poll /api/status, show state and countdown, switch Start/Cancel, open the result.
+   Plain JavaScript, no libraries; the page works without it (forms post normally). */
+(function () {
+  "use strict";
+  var root = document.getElementById("live");
+  if (!root) { return; }
+  var texts = JSON.parse(root.dataset.texts || "{}");
+  var cameraTexts = JSON.parse(root.dataset.cameraTexts || "{}");
+  var RUNNING = { countdown: true, recording: true, scoring: true };
+  var OUTCOME = { result: true, rejected: true, error: true };
+  var el = function (id) { return document.getElementById(id); };
+  var video = el("video"), note = el("video-note"), countdown = el("countdown");
+  var startBtn = el("start"), cancelForm = el("cancel-form"), resultLink = el("result-link");
+  var sawRunning = false, lastState = root.dataset.state, stillTimer = null;
+
+  function showNote(text) {
+    if (text) { note.textContent = text; note.hidden = false; } else { note.hidden = true; }
+  }
+
+  function stills() {
+    // Too many live viewers (503) or the stream ended: show a still image every second.
+    if (stillTimer) { return; }
+    showNote("Live view busy: showing a still picture every second.");
+    stillTimer = window.setInterval(function () {
+      video.src = root.dataset.snapshot + "?t=" + Date.now();
+    }, 1000);
+  }
+  video.addEventListener("error", stills);
+  if (video.complete && video.naturalWidth === 0) { stills(); }  // failed before this ran
+
+  function render(s) {
+    var st = s.state || "idle";
+    var t = texts[st] || [st, ""];
+    var box = el("state");
+    box.className = "state state-" + st;
+    el("state-title").textContent = st === "recording" && s.remaining_s != null
+      ? t[0] + " · " + Math.ceil(s.remaining_s) + " s" : t[0];
+    el("state-hint").textContent = t[1];
+    countdown.textContent = st === "countdown" && s.remaining_s != null ? String(Math.ceil(s.remaining_s)) : "";
+    var running = !!RUNNING[st];
+    startBtn.disabled = running;
+    startBtn.hidden = running;
+    cancelForm.hidden = !running;
+    el("camera").textContent = cameraTexts[s.camera] || s.camera || "";
+    el("fps").textContent = Math.round(s.fps || 0);
+    if (s.camera && s.camera !== "ok") { showNote(cameraTexts[s.camera] || "Camera problem"); }
+    else if (!stillTimer) { showNote(""); }
+    if (running) { sawRunning = true; }
+    var last = s.last_trial;
+    if (OUTCOME[st] && last && last.id) {
+      resultLink.hidden = false;
+      resultLink.href = root.dataset.result.replace(/0$/, String(last.id));
+      if (sawRunning && lastState !== st) {
+        sawRunning = false;
+        window.location.assign(resultLink.href);
+      }
+    }
+    lastState = st;
+  }
+
+  function poll() {
+    fetch(root.dataset.status, { credentials: "same-origin", cache: "no-store" })
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (s) { if (s) { render(s); } })
+      .catch(function () { showNote("Lost contact with the appliance; retrying…"); })
+      .then(function () { window.setTimeout(poll, 500); });
+  }
+  poll();
+}());

@@ -1,0 +1,17 @@
+"""One blueprint per area: auth, live, results, history, status, export, api."""
+
+from __future__ import annotations
+
+from flask import Blueprint
+
+from device.web.views import api, auth, export, history, live, results, status
+
+BLUEPRINTS: tuple[Blueprint, ...] = (
+    auth.bp,
+    live.bp,
+    results.bp,
+    history.bp,
+    status.bp,
+    export.bp,
+    api.bp,
+)

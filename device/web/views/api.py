@@ -1,0 +1,157 @@
+"""JSON API mirroring the pages (described in docs/openapi.yaml)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Blueprint, abort, jsonify, request
+from werkzeug.wrappers import Response
+
+from device.errors import InputError
+from device.store import TrialRecord
+from device.web.access import csrf_token, patient_may_see, require, role, services, state, store
+from device.web.queries import iter_trials, trial_view, trial_views
+from device.web.views.history import parse_filter
+from device.web.views.results import parse_label
+
+log = logging.getLogger(__name__)
+bp = Blueprint("api", __name__, url_prefix="/api")
+
+MAX_LIMIT = 500
+
+
+def _body() -> dict[str, Any]:
+    data = request.get_json(silent=True)
+    if data is None:
+        return dict(request.form)
+    if not isinstance(data, dict):
+        abort(400, description="the request body must be a JSON object")
+    return data
+
+
+def _status_doc() -> dict[str, Any]:
+    snap = services().status()
+    last = store().last_trial()
+    doc: dict[str, Any] = {
+        "state": snap.get("state", "idle"),
+        "remaining_s": snap.get("remaining_s"),
+        "camera": snap.get("camera", "starting"),
+        "fps": round(float(snap.get("fps", 0.0) or 0.0), 1),
+        "side": snap.get("side"),
+        "reasons": list(snap.get("reasons", []) or []),
+        "last_trial": None
+        if last is None
+        else {
+            "id": last.id,
+            "status": last.status,
+            "score": last.score.final_score
+            if last.score is not None and last.status == "scored"
+            else None,
+            "finished_at": last.finished_at.isoformat() if last.finished_at else None,
+        },
+        "role": role(),
+    }
+    if role() == "clinician":
+        doc["patient"] = snap.get("patient")
+    return doc
+
+
+@bp.get("/status")
+def status() -> Response:
+    return jsonify(_status_doc())
+
+
+@bp.get("/session")
+def session_info() -> Response:
+    return jsonify(
+        {"role": role(), "csrf_token": csrf_token(), "password_set": state().password_hash is not None}
+    )
+
+
+@bp.get("/trials")
+@require("clinician")
+def trials() -> Response:
+    args = {k: request.args.get(k, "") for k in ("patient", "status", "from", "to")}
+    flt, errors = parse_filter(args)
+    if errors:
+        abort(400, description=" ".join(errors))
+    try:
+        limit = min(MAX_LIMIT, max(1, int(request.args.get("limit", "50"))))
+        offset = max(0, int(request.args.get("offset", "0")))
+    except ValueError:
+        abort(400, description="limit and offset must be integers")
+    st = store()
+    picked: list[TrialRecord] = []
+    for i, t in enumerate(iter_trials(st, flt)):
+        if i < offset:
+            continue
+        if len(picked) >= limit:
+            break
+        picked.append(t)
+    return jsonify(
+        {"trials": [v.to_json() for v in trial_views(st, picked)], "limit": limit, "offset": offset}
+    )
+
+
+@bp.get("/trials/<int:trial_id>")
+@require("patient")
+def trial(trial_id: int) -> Response:
+    view = trial_view(store(), trial_id)
+    if view is None:
+        abort(404)
+    if not patient_may_see(view.trial):
+        abort(403)
+    doc = view.to_json()
+    if role() != "clinician":
+        doc.pop("patient_code", None)
+        doc.pop("labels", None)
+    return jsonify(doc)
+
+
+@bp.post("/trials/start")
+@require("patient")
+def start() -> tuple[Response, int]:
+    body = _body()
+    code = body.get("patient_code")
+    side = body.get("side")
+    if not isinstance(code, str | None) or not isinstance(side, str | None):
+        abort(400, description="patient_code and side must be strings")
+    try:
+        started = services().start_trial(code or None, side or None)
+    except InputError as exc:
+        abort(400, description=str(exc))
+    if not started:
+        return jsonify({"started": False, "error": "a trial is already running"}), 409
+    return jsonify({"started": True, "status": _status_doc()}), 202
+
+
+@bp.post("/trials/cancel")
+@require("patient")
+def cancel() -> Response:
+    return jsonify({"cancelled": services().cancel_trial()})
+
+
+@bp.post("/trials/<int:trial_id>/label")
+@require("clinician")
+def label(trial_id: int) -> tuple[Response, int]:
+    st = store()
+    if st.get_trial(trial_id) is None:
+        abort(404)
+    body = _body()
+    if "score" not in body:
+        abort(400, description="score is required: 0, 1, 2 or null (not scorable)")
+    raw, comment_in = body["score"], body.get("comment")
+    if (
+        isinstance(raw, bool)
+        or not isinstance(raw, int | str | None)
+        or not isinstance(comment_in, str | None)
+    ):
+        abort(400, description="score must be 0, 1, 2 or null and comment a string")
+    try:
+        score, comment = parse_label("ns" if raw is None else str(raw), comment_in)
+    except ValueError as exc:
+        abort(400, description=str(exc))
+    label_id = st.add_label(trial_id, "clinician", score, comment)
+    log.info("clinician label stored for trial %d (API)", trial_id)
+    return jsonify({"id": label_id, "trial_id": trial_id, "score": score, "comment": comment}), 201

@@ -1,0 +1,81 @@
+"""The live page: MJPEG preview with the skeleton, state, countdown, start and cancel."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, Response, flash, redirect, render_template, request, session, url_for
+from werkzeug.wrappers import Response as BaseResponse
+
+from device.errors import InputError
+from device.web.access import require, services, state
+from device.web.live import BOUNDARY, MjpegStream
+from device.web.texts import CAMERA_TEXT, STATE_TEXT
+
+log = logging.getLogger(__name__)
+bp = Blueprint("live", __name__)
+
+
+@bp.get("/")
+@require("patient")
+def index() -> str:
+    snap = services().status()
+    return render_template(
+        "live.html",
+        snap=snap,
+        state_text=STATE_TEXT,
+        camera_text=CAMERA_TEXT,
+        patient_code=session.get("patient_code", ""),
+        side=session.get("side", ""),
+    )
+
+
+@bp.get("/stream.mjpg")
+@require("patient")
+def stream() -> BaseResponse:
+    st = state()
+    release = st.streams.acquire()
+    if release is None:
+        log.info("live stream refused: %d viewers already", st.streams.limit)
+        resp = Response("Too many live viewers; try again later.\n", 503, mimetype="text/plain")
+        resp.headers["Retry-After"] = "5"
+        return resp
+    body = MjpegStream(st.services.latest_jpeg, release, st.stopping, st.config.stream_fps)
+    resp = Response(body, mimetype=f"multipart/x-mixed-replace; boundary={BOUNDARY}")
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+@bp.get("/snapshot.jpg")
+@require("patient")
+def snapshot() -> BaseResponse:
+    frame = services().latest_jpeg()
+    if frame is None:
+        return Response("No camera frame yet.\n", 503, mimetype="text/plain")
+    resp = Response(frame.data, mimetype="image/jpeg")
+    resp.headers["Cache-Control"] = "no-store"
+    return resp
+
+
+@bp.post("/trial/start")
+@require("patient")
+def start() -> BaseResponse:
+    code = request.form.get("patient_code", "").strip()
+    side = request.form.get("side", "")
+    session["patient_code"], session["side"] = code, side
+    try:
+        started = services().start_trial(code or None, side or None)
+    except InputError as exc:
+        flash(str(exc), "error")
+        return redirect(url_for("live.index"))
+    if not started:
+        flash("A trial is already running.", "error")
+    return redirect(url_for("live.index"))
+
+
+@bp.post("/trial/cancel")
+@require("patient")
+def cancel() -> BaseResponse:
+    if not services().cancel_trial():
+        flash("No trial was running.", "info")
+    return redirect(url_for("live.index"))

@@ -1,0 +1,1135 @@
+#!/usr/bin/env python3
+"""Build the hand-tracking models committed in ``models/``.
+
+Stages
+------
+``fp32``  Download ``mediapipe==0.10.21`` (one x86_64 wheel, cached in ``.cache/wheels/``),
+          check its sha256, extract the palm-detection and hand-landmark ``.tflite`` files,
+          rewrite their fp16 constants (stored behind DEQUANTIZE ops) to fp32 constants, add a
+          ``serving_default`` SignatureDef, verify that outputs equal the original's on a real
+          frame and write ``models/*_fp32.tflite``.
+``int8``  Quantize the fp32 files with ai-edge-quantizer (static full-int8 calibrated on real
+          hand frames, and weight-only int8), evaluate them against fp32 on held-out frames and
+          write ``models/*_int8.tflite`` / ``models/*_int8_weight_only.tflite``. Needs the separate
+          quantizer venv (``.venv-quant``, see docs/MODELS.md) and the shared hand videos.
+
+Every stage updates ``models/manifest.json`` by entry name (other entries are preserved) and
+never rewrites a file whose bytes did not change. ``--check`` verifies the committed files
+against the manifest (sha256, size, tensor signature) without any download.
+
+Usage::
+
+    .venv/bin/python scripts/build_models.py --stage fp32
+    .venv-quant/bin/python scripts/build_models.py --stage int8
+    .venv/bin/python scripts/build_models.py --check
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import math
+import subprocess
+import sys
+import time
+import zipfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+logger = logging.getLogger("build_models")
+
+REPO = Path(__file__).resolve().parent.parent
+MODELS_DIR = REPO / "models"
+MANIFEST = MODELS_DIR / "manifest.json"
+CACHE_DIR = REPO / ".cache" / "wheels"
+TEST_FRAME = REPO / "tests" / "data" / "asl_hand_f210_crop.jpg"
+TEST_FRAME_JSON = REPO / "tests" / "data" / "asl_hand_f210_crop.json"
+SHARED_DATA = Path("/work/shared/data")
+REFERENCE_JSON = SHARED_DATA / "models_reference" / "models_reference.json"
+
+MEDIAPIPE_VERSION = "0.10.21"
+WHEEL_NAME = "mediapipe-0.10.21-cp311-cp311-manylinux_2_28_x86_64.whl"
+WHEEL_SHA256 = "05dc4a9e593655a79558d05d6227d31018c2537a4bd3362b51e230cf22aecfe3"
+LICENSE = "Apache-2.0"
+MANIFEST_VERSION = 1
+TFLITE_IDENTIFIER = b"TFL3"
+SIGNATURE_KEY = "serving_default"
+
+PALM_SIZE = 192
+LANDMARK_SIZE = 224
+# MediaPipe hand_landmark_landmarks_to_roi.pbtxt: the landmark subset used for the next ROI.
+ROI_SUBSET = (0, 1, 2, 3, 5, 6, 9, 10, 13, 14, 17, 18)
+ROI_SCALE = 2.0
+ROI_SHIFT_Y = -0.1
+
+# Allowed difference between the original (fp16 weights dequantized at load) and the fp32
+# rewrite. Every fp16 value is exact in fp32, so only kernel-order effects can differ.
+FP32_MAX_ABS_DIFF = 1e-4
+
+
+@dataclass(frozen=True)
+class SourceModel:
+    """One model file inside the mediapipe wheel."""
+
+    base: str  # e.g. "palm_detection_lite"
+    kind: str  # "palm" | "landmark"
+    complexity: str  # "lite" | "full"
+    wheel_path: str
+
+    @property
+    def original_name(self) -> str:
+        return Path(self.wheel_path).name
+
+
+SOURCES: tuple[SourceModel, ...] = tuple(
+    SourceModel(
+        base=f"{stem}_{cx}",
+        kind=kind,
+        complexity=cx,
+        wheel_path=f"mediapipe/modules/{stem}/{stem}_{cx}.tflite",
+    )
+    for stem, kind in (("palm_detection", "palm"), ("hand_landmark", "landmark"))
+    for cx in ("lite", "full")
+)
+
+
+class BuildError(RuntimeError):
+    """A build step failed; the message says which and why."""
+
+
+# --------------------------------------------------------------------------------------------
+# small helpers
+# --------------------------------------------------------------------------------------------
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def write_if_changed(path: Path, data: bytes) -> bool:
+    """Write ``data`` to ``path`` unless the file already holds exactly these bytes."""
+    if path.exists() and path.read_bytes() == data:
+        logger.info("unchanged  %s", path.relative_to(REPO))
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)
+    logger.info("wrote      %s (%d bytes)", path.relative_to(REPO), len(data))
+    return True
+
+
+def load_manifest() -> dict[str, Any]:
+    if not MANIFEST.exists():
+        return {"version": MANIFEST_VERSION, "models": {}}
+    try:
+        data = json.loads(MANIFEST.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise BuildError(f"{MANIFEST} is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("models"), dict):
+        raise BuildError(f"{MANIFEST} has no 'models' object")
+    return data
+
+
+def save_manifest_entries(entries: dict[str, dict[str, Any]]) -> None:
+    """Read-modify-write: replace/add ``entries`` by name, keep every other entry and key."""
+    manifest = load_manifest()
+    manifest.setdefault("version", MANIFEST_VERSION)
+    models: dict[str, Any] = manifest["models"]
+    for name, entry in entries.items():
+        models[name] = entry
+    text = json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"
+    write_if_changed(MANIFEST, text.encode("utf-8"))
+
+
+# --------------------------------------------------------------------------------------------
+# wheel download and extraction
+# --------------------------------------------------------------------------------------------
+
+
+def fetch_wheel(cache_dir: Path) -> Path:
+    """Return the cached mediapipe wheel, downloading it with pip when missing."""
+    wheel = cache_dir / WHEEL_NAME
+    if not wheel.exists():
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        cmd = [
+            sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+            "--python-version", "3.11", "--platform", "manylinux_2_28_x86_64",
+            "--dest", str(cache_dir), f"mediapipe=={MEDIAPIPE_VERSION}",
+        ]  # fmt: skip
+        logger.info("downloading %s with pip (~36 MB) ...", WHEEL_NAME)
+        result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if result.returncode != 0 or not wheel.exists():
+            raise BuildError(
+                f"pip download of mediapipe=={MEDIAPIPE_VERSION} failed "
+                f"(exit {result.returncode}):\n{result.stderr.strip()[-2000:]}"
+            )
+    digest = sha256_file(wheel)
+    if digest != WHEEL_SHA256:
+        raise BuildError(f"{wheel} has sha256 {digest}, expected {WHEEL_SHA256}; delete it and re-run")
+    logger.info("wheel ok   %s (sha256 %s…)", wheel.name, digest[:12])
+    return wheel
+
+
+def load_reference_hashes(path: Path | None) -> dict[str, str]:
+    if path is None or not path.exists():
+        logger.info("no models_reference.json: original sha256 not cross-checked")
+        return {}
+    ref = json.loads(path.read_text(encoding="utf-8"))
+    return {name: info["sha256"] for name, info in ref.items() if "sha256" in info}
+
+
+def extract_originals(wheel: Path, reference: dict[str, str]) -> dict[str, bytes]:
+    out: dict[str, bytes] = {}
+    with zipfile.ZipFile(wheel) as zf:
+        for src in SOURCES:
+            try:
+                data = zf.read(src.wheel_path)
+            except KeyError as exc:
+                raise BuildError(f"{src.wheel_path} is not in {wheel.name}") from exc
+            want = reference.get(src.original_name)
+            got = sha256_bytes(data)
+            if want is not None and want != got:
+                raise BuildError(f"{src.wheel_path}: sha256 {got} differs from models_reference.json {want}")
+            out[src.base] = data
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# flatbuffer rewrite: fp16 -> fp32, signature
+# --------------------------------------------------------------------------------------------
+
+
+def _schema() -> Any:
+    try:
+        from ai_edge_litert import schema_py_generated as schema
+    except ImportError as exc:  # pragma: no cover - environment problem
+        raise BuildError("ai_edge_litert is not installed in this Python") from exc
+    return schema
+
+
+def _opcode_name(schema: Any, code: Any) -> str:
+    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    return names.get(max(code.builtinCode, code.deprecatedBuiltinCode), "CUSTOM")
+
+
+def _aligned_buffer_class(schema: Any) -> Any:
+    """A BufferT whose data vector is 16-byte aligned (as the TFLite converter writes it)."""
+
+    class AlignedBufferT(schema.BufferT):
+        def Pack(self, builder: Any) -> int:
+            data_off = None
+            if self.data is not None and len(self.data) > 0:
+                payload = np.asarray(self.data, dtype=np.uint8).tobytes()
+                builder.StartVector(1, len(payload), 16)
+                builder.head = builder.head - len(payload)
+                builder.Bytes[builder.head : builder.head + len(payload)] = payload
+                data_off = builder.EndVector()
+            schema.BufferStart(builder)
+            if data_off is not None:
+                schema.BufferAddData(builder, data_off)
+            if self.offset:
+                schema.BufferAddOffset(builder, self.offset)
+            if self.size:
+                schema.BufferAddSize(builder, self.size)
+            return int(schema.BufferEnd(builder))
+
+    return AlignedBufferT
+
+
+def pack_model(model: Any) -> bytes:
+    import flatbuffers
+
+    schema = _schema()
+    aligned = _aligned_buffer_class(schema)
+    new_buffers = []
+    for buf in model.buffers:
+        nb = aligned()
+        nb.data, nb.offset, nb.size = buf.data, buf.offset, buf.size
+        new_buffers.append(nb)
+    model.buffers = new_buffers
+    builder = flatbuffers.Builder(1 << 20)
+    builder.Finish(model.Pack(builder), file_identifier=TFLITE_IDENTIFIER)
+    return bytes(builder.Output())
+
+
+def unpack_model(data: bytes) -> Any:
+    schema = _schema()
+    if data[4:8] != TFLITE_IDENTIFIER:
+        raise BuildError("not a TFLite flatbuffer (identifier is not TFL3)")
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(data, 0))
+    for buf in model.buffers or []:
+        if buf.offset and buf.offset > 1:  # data stored after the flatbuffer: inline it
+            end = buf.offset + buf.size
+            if end > len(data):
+                raise BuildError("buffer points past the end of the model file")
+            buf.data = np.frombuffer(data[buf.offset : end], dtype=np.uint8)
+            buf.offset, buf.size = 0, 0
+    return model
+
+
+def convert_fp16_to_fp32(data: bytes) -> tuple[bytes, int]:
+    """Replace every constant-fp16 → DEQUANTIZE pair by an fp32 constant.
+
+    Returns the new model bytes and the number of DEQUANTIZE ops removed.
+    """
+    schema = _schema()
+    model = unpack_model(data)
+    if len(model.subgraphs) != 1:
+        raise BuildError(f"expected 1 subgraph, found {len(model.subgraphs)}")
+    sg = model.subgraphs[0]
+    consumers: dict[int, int] = {}
+    for op in sg.operators:
+        for t in op.inputs if op.inputs is not None else []:
+            if t >= 0:
+                consumers[t] = consumers.get(t, 0) + 1
+
+    kept_ops = []
+    removed = 0
+    for op in sg.operators:
+        name = _opcode_name(schema, model.operatorCodes[op.opcodeIndex])
+        if name != "DEQUANTIZE":
+            kept_ops.append(op)
+            continue
+        src, dst = sg.tensors[op.inputs[0]], sg.tensors[op.outputs[0]]
+        buf = model.buffers[src.buffer]
+        if src.type != schema.TensorType.FLOAT16 or buf.data is None or len(buf.data) == 0:
+            kept_ops.append(op)  # not a constant fp16 weight: leave it alone
+            continue
+        if dst.type != schema.TensorType.FLOAT32:
+            raise BuildError(f"DEQUANTIZE output {dst.name!r} is not float32")
+        w16 = np.frombuffer(np.asarray(buf.data, dtype=np.uint8).tobytes(), dtype="<f2")
+        w32 = w16.astype("<f4")
+        new_buf = schema.BufferT()
+        new_buf.data = np.frombuffer(w32.tobytes(), dtype=np.uint8)
+        model.buffers.append(new_buf)
+        dst.buffer = len(model.buffers) - 1
+        removed += 1
+    sg.operators = kept_ops
+    _drop_orphans(model)
+    return pack_model(model), removed
+
+
+def _drop_orphans(model: Any) -> None:
+    """Remove tensors no op/subgraph uses, then unused buffers and operator codes."""
+    sg = model.subgraphs[0]
+    used_t: set[int] = set(sg.inputs) | set(sg.outputs)
+    for op in sg.operators:
+        for seq in (op.inputs, op.outputs, op.intermediates):
+            if seq is not None:
+                used_t.update(int(t) for t in seq if t >= 0)
+    t_map = {old: new for new, old in enumerate(sorted(used_t))}
+
+    def remap(seq: Iterable[int] | None) -> list[int] | None:
+        if seq is None:
+            return None
+        return [t_map[int(t)] if t >= 0 else int(t) for t in seq]
+
+    sg.tensors = [sg.tensors[i] for i in sorted(used_t)]
+    sg.inputs, sg.outputs = remap(sg.inputs), remap(sg.outputs)
+    for op in sg.operators:
+        op.inputs, op.outputs = remap(op.inputs), remap(op.outputs)
+        if op.intermediates is not None:
+            op.intermediates = remap(op.intermediates)
+    for sig in model.signatureDefs or []:
+        for tm in list(sig.inputs or []) + list(sig.outputs or []):
+            tm.tensorIndex = t_map[tm.tensorIndex]
+
+    # buffers: keep index 0 (the empty sentinel), those of tensors and of metadata
+    used_b = {0} | {t.buffer for t in sg.tensors}
+    used_b |= {md.buffer for md in model.metadata or []}
+    used_b |= {int(b) for b in (model.metadataBuffer if model.metadataBuffer is not None else [])}
+    b_map = {old: new for new, old in enumerate(sorted(used_b))}
+    model.buffers = [model.buffers[i] for i in sorted(used_b)]
+    for t in sg.tensors:
+        t.buffer = b_map[t.buffer]
+    for md in model.metadata or []:
+        md.buffer = b_map[md.buffer]
+    if model.metadataBuffer is not None:
+        model.metadataBuffer = [b_map[int(b)] for b in model.metadataBuffer]
+
+    used_c = sorted({op.opcodeIndex for op in sg.operators})
+    c_map = {old: new for new, old in enumerate(used_c)}
+    model.operatorCodes = [model.operatorCodes[i] for i in used_c]
+    for op in sg.operators:
+        op.opcodeIndex = c_map[op.opcodeIndex]
+
+
+def add_signature(data: bytes) -> bytes:
+    """Add (or replace) a ``serving_default`` SignatureDef naming inputs/outputs by tensor name."""
+    schema = _schema()
+    model = unpack_model(data)
+    sg = model.subgraphs[0]
+
+    def tmap(idx: int) -> Any:
+        tm = schema.TensorMapT()
+        tm.name = sg.tensors[idx].name
+        tm.tensorIndex = int(idx)
+        return tm
+
+    sig = schema.SignatureDefT()
+    sig.signatureKey = SIGNATURE_KEY.encode()
+    sig.subgraphIndex = 0
+    sig.inputs = [tmap(i) for i in sg.inputs]
+    sig.outputs = [tmap(i) for i in sg.outputs]
+    model.signatureDefs = [sig]
+    return pack_model(model)
+
+
+# --------------------------------------------------------------------------------------------
+# interpreter helpers and pre-processing (real frames)
+# --------------------------------------------------------------------------------------------
+
+FloatArray = npt.NDArray[np.float32]
+
+
+def make_interpreter(model: bytes | Path, threads: int = 1) -> Any:
+    from ai_edge_litert.interpreter import Interpreter
+
+    if isinstance(model, Path):
+        interp = Interpreter(model_path=str(model), num_threads=threads)
+    else:
+        interp = Interpreter(model_content=model, num_threads=threads)
+    interp.allocate_tensors()
+    return interp
+
+
+def tensor_signature(interp: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    def desc(d: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "name": d["name"],
+            "shape": [int(x) for x in d["shape"]],
+            "dtype": np.dtype(d["dtype"]).name,
+        }
+
+    return (
+        [desc(d) for d in interp.get_input_details()],
+        [desc(d) for d in interp.get_output_details()],
+    )
+
+
+def run(interp: Any, x: FloatArray) -> dict[str, FloatArray]:
+    inp = interp.get_input_details()[0]
+    if inp["dtype"] == np.float32:
+        interp.set_tensor(inp["index"], x[None].astype(np.float32))
+    else:  # quantized input
+        scale, zp = inp["quantization"]
+        q = np.round(x / scale + zp)
+        info = np.iinfo(inp["dtype"])
+        interp.set_tensor(inp["index"], np.clip(q, info.min, info.max).astype(inp["dtype"])[None])
+    interp.invoke()
+    out: dict[str, FloatArray] = {}
+    for d in interp.get_output_details():
+        v = interp.get_tensor(d["index"])
+        if d["dtype"] != np.float32:
+            scale, zp = d["quantization"]
+            v = (v.astype(np.float32) - zp) * scale
+        out[d["name"]] = np.asarray(v, dtype=np.float32)
+    return out
+
+
+def letterbox(rgb: npt.NDArray[np.uint8], size: int = PALM_SIZE) -> FloatArray:
+    """Aspect-preserving resize into a ``size``×``size`` zero-bordered, centred float image."""
+    import cv2
+
+    h, w = rgb.shape[:2]
+    scale = size / max(h, w)
+    nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+    resized = cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_LINEAR)
+    out = np.zeros((size, size, 3), np.float32)
+    y0, x0 = (size - nh) // 2, (size - nw) // 2
+    out[y0 : y0 + nh, x0 : x0 + nw] = resized.astype(np.float32) / 255.0
+    return out
+
+
+def roi_from_landmarks(lm: npt.NDArray[np.float64]) -> tuple[float, float, float, float]:
+    """MediaPipe's landmarks → ROI (cx, cy, size, rotation) in pixels / radians."""
+    pts = lm[list(ROI_SUBSET), :2]
+    x0, y0 = lm[0, 0], lm[0, 1]
+    x1 = ((lm[5, 0] + lm[13, 0]) / 2 + lm[9, 0]) / 2
+    y1 = ((lm[5, 1] + lm[13, 1]) / 2 + lm[9, 1]) / 2
+    rot = math.pi / 2 - math.atan2(-(y1 - y0), x1 - x0)
+    rot = rot - 2 * math.pi * math.floor((rot + math.pi) / (2 * math.pi))
+    c_axis = (pts.min(axis=0) + pts.max(axis=0)) / 2
+    cos, sin = math.cos(-rot), math.sin(-rot)
+    d = pts - c_axis
+    proj = np.stack([d[:, 0] * cos - d[:, 1] * sin, d[:, 0] * sin + d[:, 1] * cos], axis=1)
+    pmin, pmax = proj.min(axis=0), proj.max(axis=0)
+    pc = (pmin + pmax) / 2
+    cos_r, sin_r = math.cos(rot), math.sin(rot)
+    cx = c_axis[0] + pc[0] * cos_r - pc[1] * sin_r
+    cy = c_axis[1] + pc[0] * sin_r + pc[1] * cos_r
+    w, h = pmax - pmin
+    cx += -h * ROI_SHIFT_Y * sin_r
+    cy += h * ROI_SHIFT_Y * cos_r
+    size = max(w, h) * ROI_SCALE
+    return float(cx), float(cy), float(size), float(rot)
+
+
+def roi_matrix(roi: tuple[float, float, float, float], out: int = LANDMARK_SIZE) -> FloatArray:
+    """2×3 affine mapping crop pixels → image pixels for a rotated square ROI."""
+    cx, cy, size, rot = roi
+    s = size / out
+    c, n = math.cos(rot) * s, math.sin(rot) * s
+    tx = cx - (c * out / 2 - n * out / 2)
+    ty = cy - (n * out / 2 + c * out / 2)
+    return np.array([[c, -n, tx], [n, c, ty]], np.float32)
+
+
+def warp_roi(rgb: npt.NDArray[np.uint8], roi: tuple[float, float, float, float]) -> FloatArray:
+    import cv2
+
+    m = roi_matrix(roi)
+    crop = cv2.warpAffine(
+        rgb, m, (LANDMARK_SIZE, LANDMARK_SIZE),
+        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT,
+    )  # fmt: skip
+    return crop.astype(np.float32) / 255.0
+
+
+def test_frame_inputs() -> tuple[FloatArray, FloatArray]:
+    """The committed test frame as palm input and as landmark crop."""
+    import cv2
+
+    bgr = cv2.imread(str(TEST_FRAME))
+    if bgr is None:
+        raise BuildError(f"cannot read test frame {TEST_FRAME}")
+    rgb = np.asarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), dtype=np.uint8)
+    ref = json.loads(TEST_FRAME_JSON.read_text(encoding="utf-8"))
+    lm = np.asarray(ref["landmarks_px"], np.float64)
+    return letterbox(rgb), warp_roi(rgb, roi_from_landmarks(lm))
+
+
+# --------------------------------------------------------------------------------------------
+# manifest entries
+# --------------------------------------------------------------------------------------------
+
+
+def manifest_entry(
+    name: str,
+    src: SourceModel,
+    precision: str,
+    data: bytes,
+    original: bytes,
+    recipe: str,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    inputs, outputs = tensor_signature(make_interpreter(data))
+    entry: dict[str, Any] = {
+        "file": f"{name}.tflite",
+        "kind": src.kind,
+        "complexity": src.complexity,
+        "precision": precision,
+        "sha256": sha256_bytes(data),
+        "bytes": len(data),
+        "source": {
+            "wheel": WHEEL_NAME,
+            "wheel_sha256": WHEEL_SHA256,
+            "path": src.wheel_path,
+            "original_sha256": sha256_bytes(original),
+        },
+        "license": LICENSE,
+        "recipe": recipe,
+        "inputs": inputs,
+        "outputs": outputs,
+    }
+    if extra:
+        entry.update(extra)
+    return entry
+
+
+# --------------------------------------------------------------------------------------------
+# stage fp32
+# --------------------------------------------------------------------------------------------
+
+
+def build_fp32(
+    originals: dict[str, bytes], verify: bool = True
+) -> tuple[dict[str, bytes], dict[str, dict[str, Any]]]:
+    palm_x, lm_x = test_frame_inputs() if verify else (None, None)
+    files: dict[str, bytes] = {}
+    entries: dict[str, dict[str, Any]] = {}
+    for src in SOURCES:
+        t0 = time.perf_counter()
+        original = originals[src.base]
+        converted, n_dq = convert_fp16_to_fp32(original)
+        converted = add_signature(converted)
+        name = f"{src.base}_fp32"
+        o_in, o_out = tensor_signature(make_interpreter(original))
+        c_in, c_out = tensor_signature(make_interpreter(converted))
+        if (o_in, o_out) != (c_in, c_out):
+            raise BuildError(f"{name}: tensor signature changed: {o_out} -> {c_out}")
+        if verify:
+            x = palm_x if src.kind == "palm" else lm_x
+            assert x is not None
+            a = run(make_interpreter(original), x)
+            b = run(make_interpreter(converted), x)
+            diff = max(float(np.max(np.abs(a[k] - b[k]))) for k in a)
+            if diff > FP32_MAX_ABS_DIFF:
+                raise BuildError(f"{name}: outputs differ from the original by {diff:g}")
+            logger.info(
+                "%-26s %d DEQUANTIZE removed, %d → %d bytes, max |Δ| vs original %.2g (%.1f s)",
+                name, n_dq, len(original), len(converted), diff, time.perf_counter() - t0,
+            )  # fmt: skip
+        recipe = (
+            f"Extracted from the mediapipe {MEDIAPIPE_VERSION} wheel; the {n_dq} fp16 constant "
+            "tensors feeding DEQUANTIZE ops were converted to fp32 constants (exact: fp16 ⊂ fp32), "
+            "the DEQUANTIZE ops removed and orphaned tensors/buffers/op codes dropped; a "
+            f"SignatureDef '{SIGNATURE_KEY}' (inputs/outputs by tensor name) was added; metadata "
+            "kept. Checked by scripts/build_models.py: same tensor names/shapes, outputs equal the "
+            f"original's within {FP32_MAX_ABS_DIFF:g} on tests/data/{TEST_FRAME.name}."
+        )
+        files[name] = converted
+        entries[name] = manifest_entry(name, src, "fp32", converted, original, recipe)
+    return files, entries
+
+
+# --------------------------------------------------------------------------------------------
+# stage int8: data, quantization, evaluation
+# --------------------------------------------------------------------------------------------
+
+# Calibration uses the even frames of these videos (licenses allow derived use: Apache-2.0,
+# Pixabay, MIT). Evaluation uses their odd frames plus every frame of EVAL_ONLY_VIDEOS, which
+# never reach calibration (the HaGRID demo clip is share-alike licensed: test use only).
+CALIB_VIDEOS = (
+    "asl_hand.25fps.mp4",
+    "pixabay_hand_reach_open_129422.mp4",
+    "pixabay_thumbs_up_44639.mp4",
+    "hagrid_dynamic_dnd_palm_fist_palm.mp4",
+    "mit_phone_open_fist_cycles.mp4",
+)
+EVAL_ONLY_VIDEOS = ("hagrid_demo_fist_to_palm_counting.mp4",)
+PALM_SCORE_HEAD_REGEX = "classifier_palm|Identity_1"
+TIMING_ROUNDS = 5
+TIMING_ITERS = 30
+
+
+@dataclass
+class FrameSet:
+    """Model inputs (uint8, to save memory) and where they came from."""
+
+    palm: list[npt.NDArray[np.uint8]]
+    palm_has_hand: list[bool]
+    landmark: list[npt.NDArray[np.uint8]]
+    landmark_roi: list[tuple[float, float, float, float]]
+    landmark_ref: list[npt.NDArray[np.float64]]
+    sources: dict[str, list[int]]
+
+
+def _empty_frameset() -> FrameSet:
+    return FrameSet([], [], [], [], [], {})
+
+
+def _read_reference(csv_path: Path) -> dict[int, npt.NDArray[np.float64]]:
+    import csv
+
+    out: dict[int, npt.NDArray[np.float64]] = {}
+    with csv_path.open(newline="", encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            if row["detected"] == "1":
+                out[int(row["frame"])] = np.array(
+                    [[float(row[f"x{i}"]), float(row[f"y{i}"])] for i in range(21)], np.float64
+                )
+    return out
+
+
+def collect_frames(data_dir: Path) -> tuple[FrameSet, FrameSet]:
+    """Decode the shared videos into (calibration, evaluation) model inputs."""
+    import cv2
+
+    videos = data_dir / "videos"
+    calib, evaluation = _empty_frameset(), _empty_frameset()
+    for name in CALIB_VIDEOS + EVAL_ONLY_VIDEOS:
+        path, ref_path = videos / name, videos / f"{name}.mp_reference.csv"
+        if not path.is_file() or not ref_path.is_file():
+            raise BuildError(f"calibration video or its reference missing: {path}")
+        ref = _read_reference(ref_path)
+        cap = cv2.VideoCapture(str(path))
+        index = 0
+        try:
+            while True:
+                ok, bgr = cap.read()
+                if not ok:
+                    break
+                rgb = np.asarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), dtype=np.uint8)
+                target = calib if name in CALIB_VIDEOS and index % 2 == 0 else evaluation
+                target.sources.setdefault(name, []).append(index)
+                target.palm.append(letterbox_u8(rgb))
+                target.palm_has_hand.append(index in ref)
+                if index in ref:
+                    # the tracker crops frame i with the ROI from frame i-1's landmarks
+                    prev = ref.get(index - 1, ref[index])
+                    roi = roi_from_landmarks(prev)
+                    target.landmark.append(warp_roi_u8(rgb, roi))
+                    target.landmark_roi.append(roi)
+                    target.landmark_ref.append(ref[index])
+                index += 1
+        finally:
+            cap.release()
+        logger.info("decoded    %-40s %d frames, %d with a reference hand", name, index, len(ref))
+    return calib, evaluation
+
+
+def letterbox_u8(rgb: npt.NDArray[np.uint8], size: int = PALM_SIZE) -> npt.NDArray[np.uint8]:
+    return np.round(letterbox(rgb, size) * 255.0).astype(np.uint8)
+
+
+def warp_roi_u8(rgb: npt.NDArray[np.uint8], roi: tuple[float, float, float, float]) -> npt.NDArray[np.uint8]:
+    return np.round(warp_roi(rgb, roi) * 255.0).astype(np.uint8)
+
+
+def as_input(x: npt.NDArray[np.uint8]) -> FloatArray:
+    return x.astype(np.float32) / np.float32(255.0)
+
+
+def _recipe(kind: str, mode: str) -> list[dict[str, Any]]:
+    """ai-edge-quantizer recipe: static int8 (score head float for palm) or weight-only int8."""
+    if mode == "int8_weight_only":
+        weight = {"num_bits": 8, "symmetric": True, "granularity": "CHANNELWISE", "dtype": "INT"}
+        return [
+            {
+                "regex": ".*",
+                "operation": "*",
+                "algorithm_key": "min_max_uniform_quantize",
+                "op_config": {
+                    "weight_tensor_config": weight,
+                    "compute_precision": "FLOAT",
+                    "explicit_dequantize": True,
+                },
+            }
+        ]
+    recipe: list[dict[str, Any]] = [
+        {
+            "regex": ".*",
+            "operation": "*",
+            "algorithm_key": "min_max_uniform_quantize",
+            "op_config": {
+                "activation_tensor_config": {
+                    "num_bits": 8, "symmetric": False, "granularity": "TENSORWISE", "dtype": "INT",
+                },
+                "weight_tensor_config": {
+                    "num_bits": 8, "symmetric": True, "granularity": "CHANNELWISE", "dtype": "INT",
+                },
+                "compute_precision": "INTEGER",
+                "explicit_dequantize": False,
+            },
+        }
+    ]  # fmt: skip
+    if kind == "palm":
+        recipe.append({"regex": PALM_SCORE_HEAD_REGEX, "operation": "*", "algorithm_key": "no_quantize"})
+    return recipe
+
+
+def quantize_model(
+    fp32: bytes, kind: str, mode: str, calib_inputs: list[npt.NDArray[np.uint8]], threads: int
+) -> bytes:
+    try:
+        from absl import logging as absl_logging
+        from ai_edge_quantizer import quantizer
+
+        absl_logging.set_verbosity(absl_logging.WARNING)
+    except ImportError as exc:
+        raise BuildError(
+            "ai-edge-quantizer is not installed in this Python; create the quantizer venv:\n"
+            "  python3.11 -m venv .venv-quant && .venv-quant/bin/pip install "
+            "ai-edge-quantizer==0.10.0 opencv-python-headless\n"
+            "and run: .venv-quant/bin/python scripts/build_models.py --stage int8"
+        ) from exc
+    qt = quantizer.Quantizer(bytearray(fp32), _recipe(kind, mode))
+    result = None
+    if qt.need_calibration:
+        data = {SIGNATURE_KEY: [{"input_1": as_input(x)[None]} for x in calib_inputs]}
+        t0 = time.perf_counter()
+        result = qt.calibrate(data, num_threads=threads)
+        logger.info("  calibrated on %d inputs in %.0f s", len(calib_inputs), time.perf_counter() - t0)
+    out = qt.quantize(result, enable_progress_report=False).quantized_model
+    if out is None:
+        raise BuildError("ai-edge-quantizer returned no model")
+    return restore_io_names(bytes(out), fp32)
+
+
+def restore_io_names(model_bytes: bytes, reference: bytes) -> bytes:
+    """Give the model's input/output tensors the reference model's names again.
+
+    ai-edge-quantizer renames the float boundary tensors (``Identity`` → ``Identity_dequant``)
+    and gives the old name to an internal int8 tensor; the runtime checks tensors by name, so
+    swap them back (the internal tensor becomes ``<name>_int8``).
+    """
+    ref = unpack_model(reference).subgraphs[0]
+    want_in = [ref.tensors[i].name for i in ref.inputs]
+    want_out = [ref.tensors[i].name for i in ref.outputs]
+    model = unpack_model(model_bytes)
+    sg = model.subgraphs[0]
+    if len(sg.inputs) != len(want_in) or len(sg.outputs) != len(want_out):
+        raise BuildError("quantized model has a different number of inputs/outputs")
+    changed = False
+    for idxs, names in ((sg.inputs, want_in), (sg.outputs, want_out)):
+        for idx, name in zip(idxs, names, strict=True):
+            tensor = sg.tensors[idx]
+            if tensor.name == name:
+                continue
+            for other in sg.tensors:
+                if other.name == name:
+                    other.name = name + b"_int8"
+            tensor.name = name
+            changed = True
+    changed |= _float_io(model)
+    for sig in model.signatureDefs or []:
+        for tm in list(sig.inputs or []) + list(sig.outputs or []):
+            tm.name = sg.tensors[tm.tensorIndex].name
+    if not changed:
+        return model_bytes
+    _drop_orphans(model)
+    return pack_model(model)
+
+
+def _float_io(model: Any) -> bool:
+    """Wrap every int8 model input (QUANTIZE) and output (DEQUANTIZE) in a float32 tensor.
+
+    ai-edge-quantizer may make the model's boundary tensors int8; the tracker feeds float32 in
+    [0, 1] and reads float32 from every variant, so the conversion happens inside the model. The
+    float tensor takes the original name, the int8 one becomes ``<name>_int8``.
+    """
+    schema = _schema()
+    sg = model.subgraphs[0]
+    sg.inputs = [int(i) for i in sg.inputs]
+    sg.outputs = [int(i) for i in sg.outputs]
+
+    def opcode(op_name: str) -> int:
+        builtin = getattr(schema.BuiltinOperator, op_name)
+        for i, c in enumerate(model.operatorCodes):
+            if _opcode_name(schema, c) == op_name:
+                return i
+        code = schema.OperatorCodeT()
+        code.builtinCode = builtin
+        code.deprecatedBuiltinCode = min(builtin, 127)
+        code.version = 1
+        model.operatorCodes.append(code)
+        return len(model.operatorCodes) - 1
+
+    changed = False
+    for is_input, idxs in ((True, sg.inputs), (False, sg.outputs)):
+        for pos, idx in enumerate(list(idxs)):
+            old = sg.tensors[idx]
+            if old.type == schema.TensorType.FLOAT32:
+                continue
+            new = schema.TensorT()
+            new.name, old.name = old.name, old.name + b"_int8"
+            new.shape = [int(x) for x in old.shape]
+            if old.shapeSignature is not None:
+                new.shapeSignature = [int(x) for x in old.shapeSignature]
+            new.type = schema.TensorType.FLOAT32
+            new.buffer = 0
+            sg.tensors.append(new)
+            new_idx = len(sg.tensors) - 1
+            op = schema.OperatorT()
+            if is_input:
+                op.opcodeIndex = opcode("QUANTIZE")
+                op.inputs, op.outputs = [new_idx], [int(idx)]
+                sg.operators.insert(0, op)
+            else:
+                op.opcodeIndex = opcode("DEQUANTIZE")
+                op.inputs, op.outputs = [int(idx)], [new_idx]
+                sg.operators.append(op)
+            idxs[pos] = new_idx
+            for sig in model.signatureDefs or []:
+                for tm in (sig.inputs if is_input else sig.outputs) or []:
+                    if tm.tensorIndex == idx:
+                        tm.tensorIndex = new_idx
+            changed = True
+    return changed
+
+
+def _sigmoid(x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    return np.asarray(1.0 / (1.0 + np.exp(-np.clip(x, -100.0, 100.0))), np.float32)
+
+
+def eval_palm(ref_model: bytes, model: bytes, frames: FrameSet) -> dict[str, Any]:
+    """Best-anchor score agreement and detection recall against the fp32 model."""
+    a_it, b_it = make_interpreter(ref_model, 2), make_interpreter(model, 2)
+    a_best, b_best, shift = [], [], []
+    for x in frames.palm:
+        xi = as_input(x)
+        a, b = run(a_it, xi), run(b_it, xi)
+        sa, sb = _sigmoid(a["Identity_1"].reshape(-1)), _sigmoid(b["Identity_1"].reshape(-1))
+        a_best.append(float(sa.max()))
+        b_best.append(float(sb.max()))
+        k = int(sa.argmax())
+        if sa[k] >= 0.5:  # keypoint/box shift at fp32's best anchor, in 192-px input pixels
+            ra, rb = a["Identity"].reshape(-1, 18)[k], b["Identity"].reshape(-1, 18)[k]
+            shift.append(float(np.max(np.abs(ra - rb))))
+    fa, fb = np.array(a_best) >= 0.5, np.array(b_best) >= 0.5
+    hand = np.array(frames.palm_has_hand)
+    return {
+        "frames": len(frames.palm),
+        "fp32_detections": int(fa.sum()),
+        "recall_vs_fp32": round(float((fa & fb).sum() / max(1, fa.sum())), 4),
+        "false_detections_vs_fp32": int((fb & ~fa).sum()),
+        "recall_vs_mediapipe_fp32": round(float((fa & hand).sum() / max(1, hand.sum())), 4),
+        "recall_vs_mediapipe": round(float((fb & hand).sum() / max(1, hand.sum())), 4),
+        "best_score_abs_diff_median": round(float(np.median(np.abs(np.subtract(a_best, b_best)))), 4),
+        "best_score_abs_diff_max": round(float(np.max(np.abs(np.subtract(a_best, b_best)))), 4),
+        "box_max_abs_diff_px192_median": round(float(np.median(shift)) if shift else 0.0, 3),
+    }
+
+
+def eval_landmark(ref_model: bytes, model: bytes, frames: FrameSet) -> dict[str, Any]:
+    """Landmark error vs the fp32 model in % of hand size (longer side of fp32 landmark box)."""
+    a_it, b_it = make_interpreter(ref_model, 2), make_interpreter(model, 2)
+    errs, frame_means, pres = [], [], []
+    for x, roi in zip(frames.landmark, frames.landmark_roi, strict=True):
+        m = roi_matrix(roi)
+        xi = as_input(x)
+        a, b = run(a_it, xi), run(b_it, xi)
+        pa = a["Identity"].reshape(21, 3)[:, :2] @ m[:, :2].T + m[:, 2]
+        pb = b["Identity"].reshape(21, 3)[:, :2] @ m[:, :2].T + m[:, 2]
+        size = float(np.ptp(pa, axis=0).max())
+        e = np.linalg.norm(pa - pb, axis=1) / max(size, 1e-6) * 100.0
+        errs.append(e)
+        frame_means.append(float(e.mean()))
+        pres.append((float(a["Identity_1"].reshape(())), float(b["Identity_1"].reshape(()))))
+    all_e = np.concatenate(errs)
+    pa_, pb_ = np.array(pres).T
+    return {
+        "crops": len(frames.landmark),
+        "err_pct_median": round(float(np.median(all_e)), 3),
+        "err_pct_p95": round(float(np.percentile(all_e, 95)), 3),
+        "err_pct_max": round(float(all_e.max()), 3),
+        "frame_mean_err_pct_p95": round(float(np.percentile(frame_means, 95)), 3),
+        "presence_abs_diff_median": round(float(np.median(np.abs(pa_ - pb_))), 4),
+        "presence_agreement": round(float(np.mean((pa_ > 0.5) == (pb_ > 0.5))), 4),
+    }
+
+
+def time_invoke(models: dict[str, bytes], x: FloatArray, threads: int) -> dict[str, float]:
+    """Median invoke time (ms), rounds interleaved across models to share machine noise."""
+    interps = {n: make_interpreter(m, threads) for n, m in models.items()}
+    samples: dict[str, list[float]] = {n: [] for n in models}
+    for it in interps.values():
+        for _ in range(5):
+            run(it, x)
+    inp = {n: it.get_input_details()[0]["index"] for n, it in interps.items()}
+    for _ in range(TIMING_ROUNDS):
+        for n, it in interps.items():
+            it.set_tensor(inp[n], x[None])
+            for _ in range(TIMING_ITERS):
+                t0 = time.perf_counter()
+                it.invoke()
+                samples[n].append((time.perf_counter() - t0) * 1e3)
+    return {n: float(np.median(v)) for n, v in samples.items()}
+
+
+def _subsample(items: list[Any], n: int) -> list[Any]:
+    if len(items) <= n:
+        return items
+    idx = np.linspace(0, len(items) - 1, n).round().astype(int)
+    return [items[i] for i in idx]
+
+
+CALIB_MAX = 256
+
+
+def build_int8(
+    originals: dict[str, bytes], data_dir: Path, report_path: Path | None, calib_threads: int
+) -> None:
+    fp32_files: dict[str, bytes] = {}
+    for src in SOURCES:
+        path = MODELS_DIR / f"{src.base}_fp32.tflite"
+        if not path.is_file():
+            raise BuildError(f"{path} missing: run --stage fp32 first")
+        fp32_files[src.base] = path.read_bytes()
+    logger.info("decoding hand videos from %s ...", data_dir)
+    calib, evaluation = collect_frames(data_dir)
+    palm_cal = _subsample(calib.palm, CALIB_MAX)
+    lm_cal = _subsample(calib.landmark, CALIB_MAX)
+    if min(len(palm_cal), len(lm_cal)) < 200:
+        raise BuildError(f"only {len(palm_cal)}/{len(lm_cal)} calibration frames (< 200)")
+    calib_desc = {
+        "frames": None,
+        "videos": f"{data_dir}/videos: even frames (0, 2, 4, …) of " + ", ".join(CALIB_VIDEOS),
+        "held_out": "odd frames of the same videos and every frame of " + ", ".join(EVAL_ONLY_VIDEOS),
+        "decoder": "OpenCV VideoCapture, BGR→RGB",
+    }
+    report: dict[str, Any] = {"calibration": {}, "evaluation_frames": {}, "models": {}}
+    files: dict[str, bytes] = {}
+    entries: dict[str, dict[str, Any]] = {}
+    for src in SOURCES:
+        fp32 = fp32_files[src.base]
+        cal = palm_cal if src.kind == "palm" else lm_cal
+        for mode in ("int8", "int8_weight_only"):
+            name = f"{src.base}_{mode}"
+            logger.info("quantizing %s ...", name)
+            data = quantize_model(fp32, src.kind, mode, cal, calib_threads)
+            if src.kind == "palm":
+                metrics = eval_palm(fp32, data, evaluation)
+            else:
+                metrics = eval_landmark(fp32, data, evaluation)
+            logger.info("  %s: %d bytes (%.2f × fp32) %s", name, len(data), len(data) / len(fp32), metrics)
+            files[name] = data
+            if mode == "int8":
+                crop = (
+                    "palm: whole frame letterboxed to 192×192 (aspect kept, zero border, centred)"
+                    if src.kind == "palm"
+                    else "landmark: ROI from the previous frame's MediaPipe reference landmarks "
+                    "(rotation wrist→MCP mean, scale 2.0, shift_y −0.1, square) warped to 224×224"
+                )
+                keep = (
+                    f" The palm score head (ops matching '{PALM_SCORE_HEAD_REGEX}': the "
+                    "classifier_palm convolutions, their reshapes and the score concatenation) "
+                    "stays float32: it is numerically sensitive and float kept recall."
+                    " PRELU has no int8 support in ai-edge-quantizer 0.10.0 and stays float "
+                    "(quantize/dequantize around it)."
+                    if src.kind == "palm"
+                    else ""
+                )
+                recipe = (
+                    "Static full-int8 of the fp32 model with ai-edge-quantizer 0.10.0 "
+                    "(min/max uniform: int8 weights symmetric per-channel, int8 activations "
+                    f"asymmetric per-tensor), calibrated on {len(cal)} real frames; {crop}; "
+                    "floats in [0, 1]. Model input and outputs stay float32 with their original "
+                    "names (the script adds a QUANTIZE op after the input and DEQUANTIZE ops "
+                    "before the outputs, which the quantizer had made int8) so the tracker feeds "
+                    "every variant the same tensors." + keep
+                )
+                extra: dict[str, Any] = {
+                    "calibration": dict(calib_desc, frames=len(cal), crop=crop),
+                }
+            else:
+                recipe = (
+                    "Weight-only int8 of the fp32 model with ai-edge-quantizer 0.10.0: weights "
+                    "int8 symmetric per-channel, dequantized to float32 at load; all compute and "
+                    "activations float32; no calibration. Fallback variant."
+                )
+                extra = {"calibration": None}
+            extra["evaluation"] = dict(
+                metrics, against=f"{src.base}_fp32", frames="held-out frames (see calibration)"
+            )
+            entries[name] = manifest_entry(name, src, mode, data, originals[src.base], recipe, extra)
+    report["models"] = {n: e["evaluation"] for n, e in entries.items()}
+    report["calibration"] = calib_desc
+    report["evaluation_frames"] = {
+        "palm": len(evaluation.palm), "landmark": len(evaluation.landmark),
+        "sources": {k: len(v) for k, v in evaluation.sources.items()},
+    }  # fmt: skip
+    # timing: every variant of one model in the same run, 1 and 2 threads
+    timing: dict[str, Any] = {}
+    for src in SOURCES:
+        group = {f"{src.base}_fp32": fp32_files[src.base]}
+        group.update({n: d for n, d in files.items() if n.startswith(src.base + "_")})
+        x = as_input(evaluation.palm[0] if src.kind == "palm" else evaluation.landmark[0])
+        for threads in (1, 2):
+            ms = time_invoke(group, x, threads)
+            for n, v in ms.items():
+                timing.setdefault(n, {})[f"invoke_ms_{threads}t"] = round(v, 3)
+            logger.info("  timing %s, %d thread(s): %s", src.base, threads,
+                        {n: round(v, 2) for n, v in ms.items()})  # fmt: skip
+    for n, t in timing.items():
+        t["bytes"] = len(files[n]) if n in files else len(fp32_files[n.removesuffix("_fp32")])
+    report["timing"] = timing
+    for name, data in files.items():
+        write_if_changed(MODELS_DIR / f"{name}.tflite", data)
+    save_manifest_entries(entries)
+    if report_path is not None:
+        report_path.parent.mkdir(parents=True, exist_ok=True)
+        report_path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        logger.info("report     %s", report_path)
+
+
+# --------------------------------------------------------------------------------------------
+# --check
+# --------------------------------------------------------------------------------------------
+
+
+def check(models_dir: Path = MODELS_DIR) -> list[str]:
+    """Verify every manifest entry against its file; return a list of problems."""
+    problems: list[str] = []
+    manifest = load_manifest()
+    for name, entry in manifest["models"].items():
+        path = models_dir / entry.get("file", "")
+        if not path.is_file():
+            problems.append(f"{name}: file {path} is missing")
+            continue
+        data = path.read_bytes()
+        if len(data) != entry.get("bytes"):
+            problems.append(f"{name}: {len(data)} bytes, manifest says {entry.get('bytes')}")
+        if sha256_bytes(data) != entry.get("sha256"):
+            problems.append(f"{name}: sha256 {sha256_bytes(data)} != manifest {entry.get('sha256')}")
+            continue
+        try:
+            inputs, outputs = tensor_signature(make_interpreter(data))
+        except (RuntimeError, ValueError) as exc:
+            problems.append(f"{name}: interpreter cannot load it: {exc}")
+            continue
+        if "inputs" in entry and inputs != entry["inputs"]:
+            problems.append(f"{name}: inputs {inputs} != manifest {entry['inputs']}")
+        if "outputs" in entry and outputs != entry["outputs"]:
+            problems.append(f"{name}: outputs {outputs} != manifest {entry['outputs']}")
+        logger.info("ok         %s", name)
+    return problems
+
+
+# --------------------------------------------------------------------------------------------
+# main
+# --------------------------------------------------------------------------------------------
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--stage", choices=("fp32", "int8", "all"), default="fp32")
+    p.add_argument("--check", action="store_true", help="verify models/ against the manifest")
+    p.add_argument("--cache-dir", type=Path, default=CACHE_DIR)
+    p.add_argument("--reference-json", type=Path, default=REFERENCE_JSON)
+    p.add_argument("--data-dir", type=Path, default=SHARED_DATA, help="hand videos (int8)")
+    p.add_argument("--report", type=Path, default=None, help="write the int8 evaluation JSON")
+    p.add_argument("--calib-threads", type=int, default=2, help="threads for calibration")
+    p.add_argument("-v", "--verbose", action="store_true")
+    return p.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(message)s",
+    )
+    try:
+        if args.check:
+            problems = check()
+            for msg in problems:
+                logger.error("%s", msg)
+            if problems:
+                return 1
+            logger.info("all models match %s", MANIFEST.relative_to(REPO))
+            return 0
+        wheel = fetch_wheel(args.cache_dir)
+        originals = extract_originals(wheel, load_reference_hashes(args.reference_json))
+        if args.stage in ("fp32", "all"):
+            files, entries = build_fp32(originals)
+            for name, data in files.items():
+                write_if_changed(MODELS_DIR / f"{name}.tflite", data)
+            save_manifest_entries(entries)
+        if args.stage in ("int8", "all"):
+            build_int8(originals, args.data_dir, args.report, args.calib_threads)
+    except BuildError as exc:
+        logger.error("%s", exc)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

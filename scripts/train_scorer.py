@@ -1,0 +1,505 @@
+#!/usr/bin/env python3
+"""Train the trial scorer (LSTM) and export float + full-int8 TFLite models.
+
+Runs in the training venv (``scripts/make_train_venv.sh`` → ``.venv-train`` with
+tensorflow-cpu + tf-keras; TensorFlow never goes on the device). Input: the data set from
+``scripts/make_trials.py`` (``.cache/trials/dataset.npz``; that script is the one that reads
+../shared/data).
+
+For each variant (``3d``: features with z, trained on the trials that have z; ``2d``: x, y
+only, trained on all trials):
+
+1. fixed seeds; features standardised with the training split's mean / std;
+2. 5-fold stratified cross-validation on the training split (accuracy, QWK per fold);
+3. a final model on the whole training split (10 % kept aside for early stopping);
+4. export: float TFLite (``--float-dir``, default ``.cache/scorer``, not committed) and
+   full-int8 TFLite (int8 input/output, calibrated on training samples) →
+   ``models/scorer_int8.tflite`` / ``models/scorer_2d_int8.tflite``;
+5. evaluation of float and int8 on every held-out set (never seen in training):
+   confusion matrix, per-class recall, accuracy, quadratic weighted kappa, expected
+   calibration error, float↔int8 agreement;
+6. ``models/manifest.json`` entries ``scorer_int8`` / ``scorer_2d_int8`` (``"kind":
+   "scorer"``: sha256, tensors, feature names, normalisation constants, metrics) updated by
+   read-modify-write, other entries preserved; full report in ``<float-dir>/report.json``.
+
+``--small`` trains a tiny configuration in a couple of minutes (CI); with ``--no-write`` it
+leaves ``models/`` alone.
+
+Usage::
+
+    .venv-train/bin/python scripts/train_scorer.py [--small] [--variant both|2d|3d]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import hashlib
+import itertools
+import json
+import logging
+import os
+import random
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_DETERMINISTIC_OPS", "1")
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from device.trial.features import N_STEPS, feature_names  # noqa: E402
+
+log = logging.getLogger("train_scorer")
+
+MODEL_FILES = {
+    "3d": ("scorer_int8", "scorer_int8.tflite", "scorer_fp32.tflite"),
+    "2d": ("scorer_2d_int8", "scorer_2d_int8.tflite", "scorer_2d_fp32.tflite"),
+}
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+def confusion(y: np.ndarray, p: np.ndarray, k: int = 3) -> np.ndarray:
+    cm = np.zeros((k, k), dtype=int)
+    for a, b in zip(y, p, strict=True):
+        cm[int(a), int(b)] += 1
+    return cm
+
+
+def qwk(y: np.ndarray, p: np.ndarray, k: int = 3) -> float:
+    """Quadratic weighted Cohen's kappa."""
+    cm = confusion(y, p, k).astype(float)
+    n = cm.sum()
+    if n == 0:
+        return float("nan")
+    w = np.array([[(i - j) ** 2 / (k - 1) ** 2 for j in range(k)] for i in range(k)])
+    expected = np.outer(cm.sum(1), cm.sum(0)) / n
+    den = (w * expected).sum()
+    return float(1.0 - (w * cm).sum() / den) if den > 0 else 1.0
+
+
+def ece(y: np.ndarray, prob: np.ndarray, bins: int = 10) -> float:
+    """Expected calibration error of the top-class probability."""
+    conf = prob.max(axis=1)
+    pred = prob.argmax(axis=1)
+    edges = np.linspace(0, 1, bins + 1)
+    total = 0.0
+    for lo, hi in itertools.pairwise(edges):
+        m = (conf > lo) & (conf <= hi)
+        if m.any():
+            total += m.mean() * abs((pred[m] == y[m]).mean() - conf[m].mean())
+    return float(total)
+
+
+def metrics(y: np.ndarray, prob: np.ndarray) -> dict[str, Any]:
+    pred = prob.argmax(axis=1)
+    cm = confusion(y, pred)
+    recall = [float(cm[i, i] / cm[i].sum()) if cm[i].sum() else None for i in range(3)]
+    return {
+        "n": len(y),
+        "accuracy": round(float((pred == y).mean()), 4),
+        "qwk": round(qwk(y, pred), 4),
+        "ece": round(ece(y, prob), 4),
+        "recall": [round(r, 4) if r is not None else None for r in recall],
+        "confusion": cm.tolist(),
+    }
+
+
+# --------------------------------------------------------------------------- model
+
+
+def set_seeds(seed: int) -> None:
+    import tensorflow as tf
+
+    random.seed(seed)
+    np.random.seed(seed)
+    tf.random.set_seed(seed)
+    with contextlib.suppress(AttributeError):
+        tf.config.experimental.enable_op_determinism()
+
+
+def build_model(n_features: int, units: int, dropout: float) -> Any:
+    import tf_keras as keras
+
+    inp = keras.Input(shape=(N_STEPS, n_features), name="features")
+    x = keras.layers.LSTM(units, name="lstm")(inp)
+    x = keras.layers.Dropout(dropout)(x)
+    x = keras.layers.Dense(16, activation="relu", name="hidden")(x)
+    out = keras.layers.Dense(3, activation="softmax", name="probs")(x)
+    model = keras.Model(inp, out)
+    model.compile(
+        optimizer=keras.optimizers.Adam(3e-3),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    return model
+
+
+def fit(x: np.ndarray, y: np.ndarray, cfg: dict[str, Any], seed: int, desc: str) -> Any:
+    import tf_keras as keras
+
+    set_seeds(seed)
+    rng = np.random.default_rng(seed)
+    idx = rng.permutation(len(y))
+    n_val = max(3, len(y) // 10)
+    val, tr = idx[:n_val], idx[n_val:]
+    model = build_model(x.shape[2], cfg["units"], cfg["dropout"])
+    cb = [
+        keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=cfg["patience"], restore_best_weights=True
+        ),
+        keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=3),
+    ]
+    t0 = time.perf_counter()
+    hist = model.fit(
+        x[tr],
+        y[tr],
+        validation_data=(x[val], y[val]),
+        epochs=cfg["epochs"],
+        batch_size=cfg["batch"],
+        verbose=2,
+        callbacks=cb,
+        shuffle=True,
+    )
+    log.info(
+        "%s: %d epochs in %.0f s, best val_loss %.4f",
+        desc,
+        len(hist.history["loss"]),
+        time.perf_counter() - t0,
+        min(hist.history["val_loss"]),
+    )
+    return model
+
+
+def stratified_folds(y: np.ndarray, k: int, seed: int) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    folds: list[list[int]] = [[] for _ in range(k)]
+    for c in np.unique(y):
+        idx = rng.permutation(np.flatnonzero(y == c))
+        for i, j in enumerate(idx):
+            folds[i % k].append(int(j))
+    return [np.array(sorted(f)) for f in folds]
+
+
+# --------------------------------------------------------------------------- export
+
+
+def export_tflite(model: Any, n_features: int, calib: np.ndarray) -> tuple[bytes, bytes]:
+    """(float TFLite, full-int8 TFLite) with a fixed [1, 200, F] input."""
+    import tensorflow as tf
+
+    spec = tf.TensorSpec([1, N_STEPS, n_features], tf.float32, name="features")
+    fn = tf.function(lambda x: model(x, training=False), input_signature=[spec])
+    concrete = fn.get_concrete_function()
+
+    conv = tf.lite.TFLiteConverter.from_concrete_functions([concrete], model)
+    float_bytes = conv.convert()
+
+    def representative() -> Iterator[list[np.ndarray]]:
+        for row in calib:
+            yield [row[None].astype(np.float32)]
+
+    conv = tf.lite.TFLiteConverter.from_concrete_functions([concrete], model)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = representative
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_input_type = tf.int8
+    conv.inference_output_type = tf.int8
+    int8_bytes = conv.convert()
+    return float_bytes, int8_bytes
+
+
+def run_tflite(path: Path, x: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
+    """Probabilities [N, 3] from a TFLite file on standardised features (device runtime)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_path=str(path), num_threads=1)
+    interp.allocate_tensors()
+    inp = interp.get_input_details()[0]
+    out = interp.get_output_details()[0]
+    probs = np.zeros((len(x), 3), dtype=np.float64)
+    for i, row in enumerate(x):
+        v = row[None].astype(np.float32)
+        if inp["dtype"] == np.int8:
+            s, z = inp["quantization"]
+            v = np.clip(np.round(v / s + z), -128, 127).astype(np.int8)
+        # The fused LSTM keeps its state in variable tensors across invokes: reset per trial.
+        interp.reset_all_variables()
+        interp.set_tensor(inp["index"], v)
+        interp.invoke()
+        o = interp.get_tensor(out["index"]).reshape(-1)
+        if out["dtype"] == np.int8:
+            s, z = out["quantization"]
+            o = (o.astype(np.float32) - z) * s
+        p = np.clip(o.astype(np.float64), 0, None)
+        probs[i] = p / p.sum() if p.sum() > 0 else 1 / 3
+    sig = {
+        "inputs": [
+            {
+                "name": inp["name"],
+                "shape": [int(v) for v in inp["shape"]],
+                "dtype": np.dtype(inp["dtype"]).name,
+            }
+        ],
+        "outputs": [
+            {
+                "name": out["name"],
+                "shape": [int(v) for v in out["shape"]],
+                "dtype": np.dtype(out["dtype"]).name,
+            }
+        ],
+    }
+    return probs, sig
+
+
+@contextlib.contextmanager
+def locked(path: Path) -> Iterator[None]:
+    # The lock lives outside models/ so nothing stray lands next to the committed files.
+    lock = Path(tempfile.gettempdir()) / f"flexscore-{hashlib.sha1(str(path).encode()).hexdigest()[:8]}.lock"
+    with lock.open("w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def update_manifest(models_dir: Path, entries: dict[str, dict[str, Any]]) -> None:
+    """Read-modify-write of models/manifest.json: only our entries change."""
+    path = models_dir / "manifest.json"
+    with locked(path):
+        data: dict[str, Any] = {"version": 1, "models": {}}
+        if path.is_file():
+            data = json.loads(path.read_text(encoding="utf-8"))
+            data.setdefault("models", {})
+        data["models"].update(entries)
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+
+
+# --------------------------------------------------------------------------- main
+
+
+def train_variant(
+    variant: str, ds: dict[str, np.ndarray], cfg: dict[str, Any], args: argparse.Namespace
+) -> dict[str, Any]:
+    x_all = ds["x3"] if variant == "3d" else ds["x2"]
+    usable = ds["has_z"] if variant == "3d" else np.ones(len(ds["y"]), bool)
+    y_all = ds["y"].astype(int)
+    train = (ds["split"] == "train") & usable
+    held = (ds["split"] == "heldout") & usable
+    x_tr, y_tr = x_all[train], y_all[train]
+    mean = x_tr.reshape(-1, x_tr.shape[2]).mean(axis=0)
+    std = x_tr.reshape(-1, x_tr.shape[2]).std(axis=0)
+    std = np.where(std > 1e-6, std, 1.0)
+
+    def norm(x: np.ndarray) -> np.ndarray:
+        return ((x - mean) / std).astype(np.float32)
+
+    xn = norm(x_tr)
+    log.info(
+        "[%s] %d training trials, %d held-out, %d features",
+        variant,
+        len(y_tr),
+        int(held.sum()),
+        x_tr.shape[2],
+    )
+
+    cv: list[dict[str, Any]] = []
+    folds = stratified_folds(y_tr, cfg["folds"], args.seed)
+    for k, test_idx in enumerate(folds):
+        tr_idx = np.setdiff1d(np.arange(len(y_tr)), test_idx)
+        model = fit(xn[tr_idx], y_tr[tr_idx], cfg, args.seed + k, f"[{variant}] fold {k + 1}")
+        prob = model.predict(xn[test_idx], verbose=0, batch_size=256)
+        m = metrics(y_tr[test_idx], prob)
+        cv.append(m)
+        log.info(
+            "[%s] fold %d/%d: accuracy %.3f, QWK %.3f", variant, k + 1, len(folds), m["accuracy"], m["qwk"]
+        )
+    model = fit(xn, y_tr, cfg, args.seed, f"[{variant}] final")
+
+    rng = np.random.default_rng(args.seed)
+    calib = xn[rng.choice(len(xn), size=min(cfg["calib"], len(xn)), replace=False)]
+    float_bytes, int8_bytes = export_tflite(model, x_tr.shape[2], calib)
+    name, int8_file, float_file = MODEL_FILES[variant]
+    fdir = Path(args.float_dir)
+    fdir.mkdir(parents=True, exist_ok=True)
+    (fdir / float_file).write_bytes(float_bytes)
+    int8_path = (Path(args.models_dir) if not args.no_write else fdir) / int8_file
+    int8_path.write_bytes(int8_bytes)
+    log.info(
+        "[%s] exported float %d B, int8 %d B → %s", variant, len(float_bytes), len(int8_bytes), int8_path
+    )
+
+    results: dict[str, Any] = {}
+    agree_all: list[np.ndarray] = []
+    sig: dict[str, Any] = {}
+    sources = ds["source"][held]
+    for src in sorted(set(sources.tolist())):
+        m_src = sources == src
+        xs, ys = norm(x_all[held][m_src]), y_all[held][m_src]
+        p_float, _ = run_tflite(fdir / float_file, xs)
+        p_int8, sig = run_tflite(int8_path, xs)
+        agree = p_float.argmax(1) == p_int8.argmax(1)
+        agree_all.append(agree)
+        results[src] = {
+            "float": metrics(ys, p_float),
+            "int8": metrics(ys, p_int8),
+            "int8_float_agreement": round(float(agree.mean()), 4),
+        }
+        log.info(
+            "[%s] held-out %-15s n=%4d float acc %.3f | int8 acc %.3f QWK %.3f ECE %.3f | agree %.3f",
+            variant,
+            src,
+            len(ys),
+            results[src]["float"]["accuracy"],
+            results[src]["int8"]["accuracy"],
+            results[src]["int8"]["qwk"],
+            results[src]["int8"]["ece"],
+            agree.mean(),
+        )
+    real = [s for s in results if s != "synthetic"]
+    if real:
+        m_real = np.isin(sources, real)
+        xs, ys = norm(x_all[held][m_real]), y_all[held][m_real]
+        p_int8, _ = run_tflite(int8_path, xs)
+        p_float, _ = run_tflite(fdir / float_file, xs)
+        results["real_derived_all"] = {
+            "float": metrics(ys, p_float),
+            "int8": metrics(ys, p_int8),
+            "int8_float_agreement": round(float((p_float.argmax(1) == p_int8.argmax(1)).mean()), 4),
+        }
+    cv_acc = np.array([c["accuracy"] for c in cv])
+    cv_qwk = np.array([c["qwk"] for c in cv])
+    summary = {
+        "variant": variant,
+        "cv": {
+            "folds": cv,
+            "accuracy_mean": round(float(cv_acc.mean()), 4),
+            "accuracy_sd": round(float(cv_acc.std()), 4),
+            "qwk_mean": round(float(cv_qwk.mean()), 4),
+        },
+        "heldout": results,
+        "int8_float_agreement": round(float(np.concatenate(agree_all).mean()), 4) if agree_all else None,
+        "train_trials": len(y_tr),
+    }
+    if not args.no_write:
+        digest = hashlib.sha256(int8_bytes).hexdigest()
+        entry = {
+            "file": int8_file,
+            "kind": "scorer",
+            "variant": variant,
+            "precision": "int8",
+            "sha256": digest,
+            "bytes": len(int8_bytes),
+            "license": "Apache-2.0",
+            "recipe": (
+                f"scripts/train_scorer.py: tf_keras LSTM({cfg['units']}) → Dense(16) → "
+                f"softmax(3) on {x_tr.shape[2]} standardised features × {N_STEPS} steps; "
+                "full-int8 (int8 input/output) TFLite calibrated on "
+                f"{len(calib)} training trials; data from scripts/make_trials.py "
+                "(synthetic kinematic + real-derived; see docs/VALIDATION.md)"
+            ),
+            **sig,
+            "features": list(feature_names(variant)),  # type: ignore[arg-type]
+            "steps": N_STEPS,
+            "classes": [0, 1, 2],
+            "normalization": {
+                "mean": [round(float(v), 6) for v in mean],
+                "std": [round(float(v), 6) for v in std],
+            },
+            "metrics": {
+                "cv_accuracy_mean": summary["cv"]["accuracy_mean"],
+                "cv_accuracy_sd": summary["cv"]["accuracy_sd"],
+                "heldout": {
+                    k: {
+                        "accuracy": v["int8"]["accuracy"],
+                        "qwk": v["int8"]["qwk"],
+                        "ece": v["int8"]["ece"],
+                        "n": v["int8"]["n"],
+                        "int8_float_agreement": v["int8_float_agreement"],
+                    }
+                    for k, v in results.items()
+                },
+            },
+            "training": {"seed": args.seed, "small": args.small, **cfg},
+        }
+        update_manifest(Path(args.models_dir), {name: entry})
+        log.info("[%s] manifest entry %s updated (sha256 %s…)", variant, name, digest[:12])
+    return summary
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", default=str(REPO / ".cache" / "trials" / "dataset.npz"))
+    p.add_argument("--variant", choices=["both", "2d", "3d"], default="both")
+    p.add_argument("--models-dir", default=str(REPO / "models"))
+    p.add_argument("--float-dir", default=str(REPO / ".cache" / "scorer"))
+    p.add_argument("--seed", type=int, default=1234)
+    p.add_argument("--small", action="store_true", help="tiny configuration for CI")
+    p.add_argument("--no-write", action="store_true", help="leave models/ untouched")
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--folds", type=int, default=5)
+    args = p.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        import tensorflow  # noqa: F401
+        import tf_keras  # noqa: F401
+    except ImportError:
+        raise SystemExit(
+            "train_scorer: tensorflow / tf_keras are not importable here. Make the training "
+            "venv with scripts/make_train_venv.sh and run .venv-train/bin/python "
+            "scripts/train_scorer.py"
+        ) from None
+    data = Path(args.data)
+    if not data.is_file():
+        raise SystemExit(f"train_scorer: {data} not found: run scripts/make_trials.py first")
+    with np.load(data) as f:
+        ds = {k: f[k] for k in f.files}
+    cfg = {
+        "units": 16 if args.small else 32,
+        "dropout": 0.2,
+        "epochs": args.epochs or (3 if args.small else 40),
+        "batch": 64,
+        "patience": 2 if args.small else 6,
+        "folds": 2 if args.small else args.folds,
+        "calib": 64 if args.small else 400,
+    }
+    t0 = time.perf_counter()
+    variants = ["3d", "2d"] if args.variant == "both" else [args.variant]
+    report = {v: train_variant(v, ds, cfg, args) for v in variants}
+    report["config"] = cfg
+    report["seconds"] = round(time.perf_counter() - t0, 1)
+    out = Path(args.float_dir) / "report.json"
+    out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    print(
+        json.dumps(
+            {
+                v: {
+                    "cv_acc": report[v]["cv"]["accuracy_mean"],
+                    "heldout": {k: r["int8"]["accuracy"] for k, r in report[v]["heldout"].items()},
+                    "agreement": report[v]["int8_float_agreement"],
+                }
+                for v in variants
+            },
+            indent=2,
+        )
+    )
+    print(f"report: {out} ({report['seconds']:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

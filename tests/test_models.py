@@ -1,0 +1,174 @@
+"""Committed models in ``models/`` match ``models/manifest.json`` and give sane outputs.
+
+Needs no network and nothing outside the repository: the real frame is
+``tests/data/asl_hand_f210_crop.jpg`` (see ``tests/data/LICENSES.md``) with MediaPipe's
+reference landmarks for it in ``asl_hand_f210_crop.json``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+MODELS = REPO / "models"
+DATA = Path(__file__).resolve().parent / "data"
+FRAME = DATA / "asl_hand_f210_crop.jpg"
+FRAME_REF = DATA / "asl_hand_f210_crop.json"
+
+
+def _interpreter_class() -> Any:
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:  # pragma: no cover - fallback runtime
+        from tflite_runtime.interpreter import Interpreter
+    return Interpreter
+
+
+def _manifest() -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((MODELS / "manifest.json").read_text(encoding="utf-8"))
+    return data
+
+
+MANIFEST = _manifest()
+ENTRIES = sorted(MANIFEST["models"].items())
+VISION = [(n, e) for n, e in ENTRIES if e.get("kind") in ("palm", "landmark")]
+
+
+def _interp(entry: dict[str, Any], threads: int = 1) -> Any:
+    it = _interpreter_class()(model_path=str(MODELS / entry["file"]), num_threads=threads)
+    it.allocate_tensors()
+    return it
+
+
+def _rgb() -> npt.NDArray[np.uint8]:
+    bgr = cv2.imread(str(FRAME))
+    assert bgr is not None, f"cannot read {FRAME}"
+    return np.asarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), dtype=np.uint8)
+
+
+def _ref_landmarks() -> npt.NDArray[np.float64]:
+    ref = json.loads(FRAME_REF.read_text(encoding="utf-8"))
+    return np.asarray(ref["landmarks_px"], np.float64)
+
+
+def _letterbox(rgb: npt.NDArray[np.uint8], size: int) -> npt.NDArray[np.float32]:
+    h, w = rgb.shape[:2]
+    s = size / max(h, w)
+    nw, nh = round(w * s), round(h * s)
+    out = np.zeros((size, size, 3), np.float32)
+    y0, x0 = (size - nh) // 2, (size - nw) // 2
+    out[y0 : y0 + nh, x0 : x0 + nw] = cv2.resize(rgb, (nw, nh)).astype(np.float32) / 255.0
+    return out
+
+
+def _hand_crop(
+    rgb: npt.NDArray[np.uint8], lm: npt.NDArray[np.float64], size: int
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+    """Axis-aligned square crop around the (upright) hand; returns crop and crop→image affine."""
+    lo, hi = lm.min(axis=0), lm.max(axis=0)
+    cx, cy = (lo + hi) / 2
+    side = float(max(hi - lo)) * 1.5
+    s = side / size
+    m = np.array([[s, 0, cx - side / 2], [0, s, cy - side / 2]], np.float32)
+    crop = cv2.warpAffine(rgb, m, (size, size), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
+    return crop.astype(np.float32) / 255.0, m
+
+
+def _invoke(it: Any, x: npt.NDArray[np.float32]) -> dict[str, npt.NDArray[np.float32]]:
+    inp = it.get_input_details()[0]
+    assert inp["dtype"] == np.float32, "vision models keep float32 input"
+    it.set_tensor(inp["index"], x[None])
+    it.invoke()
+    return {d["name"]: it.get_tensor(d["index"]) for d in it.get_output_details()}
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_manifest_shape() -> None:
+    assert MANIFEST["version"] == 1
+    kinds = {(e["kind"], e.get("complexity"), e.get("precision")) for _, e in VISION}
+    for kind in ("palm", "landmark"):
+        for cx in ("lite", "full"):
+            assert (kind, cx, "fp32") in kinds, f"no fp32 {kind} {cx} model in the manifest"
+    for name, entry in ENTRIES:
+        assert entry["file"] == f"{name}.tflite"
+        for key in ("kind", "sha256", "bytes", "license", "recipe", "inputs", "outputs"):
+            assert key in entry, f"{name}: manifest entry lacks {key!r}"
+
+
+def test_no_unlisted_model_files() -> None:
+    listed = {e["file"] for _, e in ENTRIES}
+    present = {p.name for p in MODELS.glob("*.tflite")}
+    assert present <= listed, f"model files not in the manifest: {sorted(present - listed)}"
+
+
+@pytest.mark.parametrize(("name", "entry"), ENTRIES, ids=[n for n, _ in ENTRIES])
+def test_file_matches_manifest(name: str, entry: dict[str, Any]) -> None:
+    path = MODELS / entry["file"]
+    assert path.is_file(), f"{path} missing"
+    assert path.stat().st_size == entry["bytes"]
+    assert _sha256(path) == entry["sha256"], f"{name}: sha256 differs from the manifest"
+    it = _interp(entry)
+    inputs = [
+        {"name": d["name"], "shape": [int(x) for x in d["shape"]], "dtype": np.dtype(d["dtype"]).name}
+        for d in it.get_input_details()
+    ]
+    outputs = [
+        {"name": d["name"], "shape": [int(x) for x in d["shape"]], "dtype": np.dtype(d["dtype"]).name}
+        for d in it.get_output_details()
+    ]
+    assert inputs == entry["inputs"]
+    assert outputs == entry["outputs"]
+
+
+@pytest.mark.parametrize(
+    ("name", "entry"),
+    [(n, e) for n, e in VISION if e["kind"] == "palm"],
+    ids=[n for n, e in VISION if e["kind"] == "palm"],
+)
+def test_palm_detects_hand(name: str, entry: dict[str, Any]) -> None:
+    out = _invoke(_interp(entry), _letterbox(_rgb(), 192))
+    scores = out["Identity_1"].reshape(-1)
+    assert scores.shape == (2016,)
+    best = 1.0 / (1.0 + math.exp(-float(np.clip(scores.max(), -100, 100))))
+    assert best > 0.5, f"{name}: best palm score {best:.3f} on a hand frame"
+    boxes = out["Identity"].reshape(2016, 18)
+    assert np.all(np.isfinite(boxes))
+
+
+def test_palm_rejects_blank_frame() -> None:
+    entry = MANIFEST["models"]["palm_detection_lite_fp32"]
+    out = _invoke(_interp(entry), np.zeros((192, 192, 3), np.float32))
+    best = 1.0 / (1.0 + math.exp(-float(np.clip(out["Identity_1"].max(), -100, 100))))
+    assert best < 0.5
+
+
+@pytest.mark.parametrize(
+    ("name", "entry"),
+    [(n, e) for n, e in VISION if e["kind"] == "landmark"],
+    ids=[n for n, e in VISION if e["kind"] == "landmark"],
+)
+def test_landmark_on_hand_crop(name: str, entry: dict[str, Any]) -> None:
+    lm_ref = _ref_landmarks()
+    crop, m = _hand_crop(_rgb(), lm_ref, 224)
+    out = _invoke(_interp(entry), crop)
+    presence = float(out["Identity_1"].reshape(()))
+    assert presence > 0.5, f"{name}: presence {presence:.3f} on a hand crop"
+    pts = out["Identity"].reshape(21, 3)[:, :2]
+    img = pts @ m[:, :2].T + m[:, 2]
+    hand = float(np.ptp(lm_ref, axis=0).max())
+    err = np.linalg.norm(img - lm_ref, axis=1) / hand
+    assert float(np.median(err)) < 0.06, f"{name}: median error {np.median(err):.1%} of hand size"
+    world = out["Identity_3"].reshape(21, 3)
+    assert np.all(np.abs(world) < 0.5), "world landmarks are metres around the hand"

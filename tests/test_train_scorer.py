@@ -1,0 +1,62 @@
+"""The training pipeline end to end on the small configuration (needs tensorflow)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _train_python() -> str | None:
+    for py in (sys.executable, str(ROOT / ".venv-train" / "bin" / "python")):
+        if (
+            Path(py).exists()
+            and subprocess.run(
+                [py, "-c", "import tensorflow, tf_keras, ai_edge_litert"],
+                capture_output=True,
+                check=False,
+            ).returncode
+            == 0
+        ):
+            return py
+    return None
+
+
+@pytest.mark.slow
+def test_small_training_runs_end_to_end(tmp_path: Path) -> None:
+    py = _train_python()
+    if py is None:
+        pytest.skip("tensorflow not importable (make it with scripts/make_train_venv.sh)")
+    trials = tmp_path / "trials"
+    subprocess.run(
+        [py, str(ROOT / "scripts" / "make_trials.py"), "--small", "--synthetic-only", "--out", str(trials)],
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
+    scorer = tmp_path / "scorer"
+    subprocess.run(
+        [
+            py,
+            str(ROOT / "scripts" / "train_scorer.py"),
+            "--small",
+            "--no-write",
+            "--data",
+            str(trials / "dataset.npz"),
+            "--float-dir",
+            str(scorer),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=900,
+    )
+    report = json.loads((scorer / "report.json").read_text())
+    for variant, name in (("3d", "scorer_int8.tflite"), ("2d", "scorer_2d_int8.tflite")):
+        assert (scorer / name).stat().st_size < 1_000_000
+        assert report[variant]["int8_float_agreement"] is not None
+        assert "synthetic" in report[variant]["heldout"]
