@@ -335,7 +335,7 @@ def run_bench(
 
 def _bench_scoring() -> Any:
     try:
-        from device.scoring import bench as scoring_bench  # type: ignore[attr-defined]
+        from device.scoring import bench as scoring_bench
     except ImportError:
         return {"skipped": "scoring not installed"}
     return scoring_bench.bench_scoring()
@@ -343,7 +343,7 @@ def _bench_scoring() -> Any:
 
 def _bench_daemon(cfg: Config, video: str) -> Any:
     try:
-        from device import app as app_mod  # type: ignore[attr-defined]
+        from device import app as app_mod
     except ImportError:
         return {"skipped": "daemon not available"}
     fn = getattr(app_mod, "bench_tracking_loop", None)
