@@ -29,6 +29,7 @@ from device.camera import CameraState, CameraWatchdog, Frame, open_source
 from device.config import Config
 from device.errors import ConfigError, FlexscoreError, StoreError
 from device.store import Store
+from device.trial.quality import anatomical_side
 from device.trial.recorder import StateChange, TrialRecorder
 from device.vision.runtime import model_name
 from device.vision.tracker import HandTracker, build_tracker
@@ -111,6 +112,7 @@ class FlexscoreApp:
         self._control: socket.socket | None = None
         self._control_thread: threading.Thread | None = None
         self._fps = FpsMeter()
+        self._hand_in_view: str | None = None  # anatomical side of the hand in the last frame
         self._trial_ids: dict[int, int] = {}
         self._patients: dict[int, str] = {}
         self.last_store_error: str | None = None
@@ -306,6 +308,9 @@ class FlexscoreApp:
     def process_observation(self, rgb: Any, obs: HandObservation) -> None:
         assert self.recorder is not None
         self._fps.tick()
+        self._hand_in_view = (
+            anatomical_side(obs.handedness, self.config.tracker.mirrored) if obs.detected else None
+        )
         self.recorder.on_observation(obs)
         if self.live is not None:
             self.live.put(rgb, obs, self._overlay_text())
@@ -385,6 +390,7 @@ class FlexscoreApp:
         snap: Any = dict(self.recorder.snapshot()) if self.recorder else {"state": "starting"}
         snap["camera"] = str(self.watchdog.state) if self.watchdog else "stopped"
         snap["fps"] = round(self._fps.fps(), 1)
+        snap["hand_in_view"] = self._hand_in_view
         info = self.recorder.info if self.recorder else None
         snap["side"] = info.side if info else None
         snap["patient"] = self._patients.get(info.patient_id) if info and info.patient_id else None

@@ -120,6 +120,7 @@ class FakeServices:
         self.timing = timing or RecorderTiming()
         self.trial_config = TrialConfig(duration_s=max(1.0, self.timing.recording_s))
         self.camera_state = "ok"
+        self.hand_in_view: str | None = "right"  # the fake's synthetic hand
         self.next_score: int | None = 2
         self.scores = itertools.cycle(DEMO_SCORES) if auto else None
         self.calls: list[str] = []  # "start", "cancel" — tests assert on history
@@ -170,6 +171,7 @@ class FakeServices:
             "remaining_s": snap["remaining_s"],
             "camera": self.camera_state,
             "fps": self._fps(),
+            "hand_in_view": self.hand_in_view,
             "patient": self._patient_code,
             "side": info.side if info is not None else None,
             "trial_seq": snap["trial_seq"],

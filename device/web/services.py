@@ -52,6 +52,8 @@ class StatusSnapshot(TypedDict, total=False):
         remaining_s: seconds left in the countdown or recording, else None.
         camera: camera watchdog state (starting, ok, lost, restarting, stopped).
         fps: frames per second the tracker is processing now.
+        hand_in_view: the patient's side ("left" / "right") of the hand tracked in the latest
+            frame (from the model's handedness and the camera's mirroring), or None.
         patient: code of the patient of the current (or last) trial, or None.
         side: affected side of the current (or last) trial, or None.
         trial_seq: the recorder's trial counter, or None.
@@ -62,6 +64,7 @@ class StatusSnapshot(TypedDict, total=False):
     remaining_s: float | None
     camera: str
     fps: float
+    hand_in_view: str | None
     patient: str | None
     side: str | None
     trial_seq: int | None

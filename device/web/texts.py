@@ -20,6 +20,11 @@ CAMERA_TEXT = {
     "restarting": "Camera restarting",
     "stopped": "Camera stopped",
 }
+HAND_TEXT: dict[str | None, str] = {
+    "left": "left hand in view",
+    "right": "right hand in view",
+    None: "no hand in view",
+}
 QUALITY_TEXT: dict[str, tuple[str, str]] = {
     # metric → (label, unit or format hint)
     "frames": ("Frames recorded", ""),

@@ -6,6 +6,7 @@
   if (!root) { return; }
   var texts = JSON.parse(root.dataset.texts || "{}");
   var cameraTexts = JSON.parse(root.dataset.cameraTexts || "{}");
+  var handTexts = JSON.parse(root.dataset.handTexts || "{}");
   var RUNNING = { countdown: true, recording: true, scoring: true };
   var OUTCOME = { result: true, rejected: true, error: true };
   var el = function (id) { return document.getElementById(id); };
@@ -43,6 +44,7 @@
     cancelForm.hidden = !running;
     el("camera").textContent = cameraTexts[s.camera] || s.camera || "";
     el("fps").textContent = Math.round(s.fps || 0);
+    el("hand-in-view").textContent = handTexts[s.hand_in_view || ""] || handTexts[""] || "";
     if (s.camera && s.camera !== "ok") { showNote(cameraTexts[s.camera] || "Camera problem"); }
     else if (!stillTimer) { showNote(""); }
     if (running) { sawRunning = true; }

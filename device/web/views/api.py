@@ -39,6 +39,7 @@ def _status_doc() -> dict[str, Any]:
         "camera": snap.get("camera", "starting"),
         "fps": round(float(snap.get("fps", 0.0) or 0.0), 1),
         "side": snap.get("side"),
+        "hand_in_view": snap.get("hand_in_view"),
         "reasons": list(snap.get("reasons", []) or []),
         "last_trial": None
         if last is None

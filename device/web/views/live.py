@@ -10,7 +10,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from device.errors import InputError
 from device.web.access import require, services, state
 from device.web.live import BOUNDARY, MjpegStream
-from device.web.texts import CAMERA_TEXT, STATE_TEXT
+from device.web.texts import CAMERA_TEXT, HAND_TEXT, STATE_TEXT
 
 log = logging.getLogger(__name__)
 bp = Blueprint("live", __name__)
@@ -25,6 +25,7 @@ def index() -> str:
         snap=snap,
         state_text=STATE_TEXT,
         camera_text=CAMERA_TEXT,
+        hand_text=HAND_TEXT,
         patient_code=session.get("patient_code", ""),
         side=session.get("side", ""),
     )

@@ -1,0 +1,146 @@
+"""Browser test against the real appliance: ``flexscore run`` on the bundled demo video.
+
+What a new user does after the README's run command: open the page, log in, start a trial
+with the Start button, watch it count down and record, read the result (a score and the
+flexion plot), save a clinician score, and export the session as FHIR. Unlike
+``test_browser_web.py`` (the page over a fake appliance), every part here is real: the file
+camera, the TFLite tracker, the scorer, the SQLite store and waitress, in their own process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
+from test_browser_web import ARTIFACTS, CHROMIUM_ARGS, WAIT_MS, _login, _no_sideways_scroll, _require_browser
+from test_web_support import PASSWORD
+
+from device.web.security import PASSWORD_ENV
+
+pytestmark = pytest.mark.browser
+
+START_TIMEOUT_S = 120.0  # bound for the daemon to answer /api/status (models load, camera opens)
+TRIAL_WAIT_MS = 90_000  # countdown 3 s + recording 6 s + scoring, with room for a loaded machine
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _wait_ready(base: str, proc: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"daemon exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"{base}/api/status", timeout=2) as r:
+                status = json.load(r)
+            if status.get("camera") == "ok" or status.get("fps", 0) > 0:
+                return
+        except OSError:
+            pass
+        time.sleep(0.3)
+    raise AssertionError(f"daemon did not become ready:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    state = tmp_path_factory.mktemp("state")
+    log = state / "daemon.log"
+    port = _free_port()
+    env = dict(os.environ, GPIOZERO_PIN_FACTORY="mock", **{PASSWORD_ENV: PASSWORD})
+    exe = Path(sys.executable).with_name("flexscore")
+    cmd = [str(exe), "run", "--state-dir", str(state), "--host", "127.0.0.1", "--port", str(port)]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(base, proc, log)
+        yield base
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            rc = proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise AssertionError("daemon ignored SIGTERM") from None
+        assert rc == 0, f"daemon exit code {rc}:\n{log.read_text()[-3000:]}"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    sync_playwright = _require_browser()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def test_a_trial_on_the_real_appliance(daemon: str, browser: Any) -> None:
+    ctx = browser.new_context(viewport={"width": 800, "height": 480}, accept_downloads=True)
+    page = ctx.new_page()
+    try:
+        _login(page, daemon)
+        page.get_by_label("Patient code").fill("DEMO01")
+        # The page says which hand the camera sees; the bundled clip shows a left hand.
+        page.wait_for_selector("#hand-in-view:has-text('left hand in view')", timeout=WAIT_MS)
+        page.locator("label.toggle", has_text="Left").click()
+        page.get_by_role("button", name="Start").click()
+        page.wait_for_selector(".state-recording", timeout=TRIAL_WAIT_MS)
+        page.screenshot(path=str(ARTIFACTS / "daemon-recording-800.png"))
+        page.wait_for_url(
+            re.compile(r".*/results/\d+$"), timeout=TRIAL_WAIT_MS, wait_until="domcontentloaded"
+        )
+        trial_id = int(page.url.rsplit("/", 1)[1])
+        page.screenshot(path=str(ARTIFACTS / "daemon-result-800.png"), full_page=True)
+        _no_sideways_scroll(page, "result")
+        clipped = page.evaluate(
+            "[...document.querySelectorAll('.card')].filter(c => c.scrollWidth > c.clientWidth).length"
+        )
+        assert clipped == 0, "a card's content is wider than the card"
+
+        # The real pipeline on the real clip: a score 0-2 (or, honestly, "not scorable"
+        # with its reasons) and the flexion plot with its axes.
+        with urllib.request.urlopen(f"{daemon}/api/status", timeout=5) as r:
+            last = json.load(r)["last_trial"]
+        assert last["id"] == trial_id
+        if last["status"] == "scored":
+            assert page.locator(".score").inner_text()[0] in "012"
+            assert page.locator("svg.plot").count() == 1
+            assert page.get_by_text("Time since recording started (s)").count() == 1
+        else:
+            assert last["status"] == "not_scorable", last
+            assert page.get_by_text("Not scorable").count() >= 1
+
+        page.locator("label.toggle", has_text="2 · Full").click()
+        page.get_by_label("Comment").fill("demo clip, full fist")
+        page.get_by_role("button", name="Save my score").click()
+        page.wait_for_selector("text=Your score was saved", timeout=WAIT_MS)
+
+        with page.expect_download(timeout=WAIT_MS) as dl:
+            page.get_by_role("link", name="Session as FHIR").click()
+        doc = json.loads(Path(dl.value.path()).read_text(encoding="utf-8"))
+        assert QuestionnaireResponse.model_validate(doc).status == "completed"
+        flex = next(it for it in doc["item"] if it["linkId"] == "mass-flexion")
+        assert flex["answer"][0]["valueInteger"] == 2
+    finally:
+        ctx.close()
