@@ -9,7 +9,11 @@ Per finger (index, middle, ring, pinky) and per resampled step, a *closure* in [
   ``FIST_2D`` (a fist's fingertip lies ≈ 0.3 palm sizes below its MCP in a palm view).
 
 The curves are smoothed over ``SMOOTH_STEPS`` steps. A finger's *peak* is its 95th
-percentile closure, its *excursion* the peak minus the lowest closure before it.
+percentile closure, its *excursion* its closing movement: the larger of (a) the peak minus
+the lowest closure before the first maximum and (b) the most that the closure, smoothed
+further over ``CLOSING_SMOOTH_STEPS`` (so jitter does not count), rises above its lowest
+value before that moment. (b) credits a trial that starts in a fist, opens and closes
+again with its second closing; opening alone counts nothing.
 
 =========  ==========================================================================
 score      when
@@ -54,6 +58,7 @@ FIST_BEND = 1.30
 MIN_OPEN_2D = 0.8
 FIST_2D = -0.25
 SMOOTH_STEPS = 15
+CLOSING_SMOOTH_STEPS = 31
 
 
 @dataclass(frozen=True)
@@ -111,10 +116,12 @@ class RuleScorer:
         peak_idx = np.argmax(closure, axis=0)
         peak = np.percentile(closure, 90, axis=0)
         base = np.array([closure[: i + 1, f].min() for f, i in enumerate(peak_idx)])
+        slow = _smooth(closure, CLOSING_SMOOTH_STEPS)
+        closing = (slow - np.minimum.accumulate(slow, axis=0)).max(axis=0)
         return {
             "method": method,
             "peak": peak,
-            "excursion": np.clip(peak - base, 0.0, 1.0),
+            "excursion": np.clip(np.maximum(peak - base, np.minimum(closing, peak)), 0.0, 1.0),
             "start": closure[:10].mean(axis=0),
         }
 
@@ -135,10 +142,17 @@ class RuleScorer:
         else:
             score = 1
             short = [n for n, p in zip(FINGERS, peak, strict=True) if p < th.full]
-            why = (
-                f"the fingers moved but did not all close fully: {', '.join(short)} "
-                f"stayed below {th.full:.0%} (peak closure {fingers})"
-            )
+            if short:
+                why = (
+                    f"the fingers moved but did not all close fully: {', '.join(short)} "
+                    f"stayed below {th.full:.0%} (peak closure {fingers})"
+                )
+            else:
+                why = (
+                    f"the fingers reached a closed position but closed by only {exc.mean():.0%} "
+                    f"of their range on average (below {th.full_excursion:.0%}): the hand did "
+                    f"not start from open (peak closure {fingers})"
+                )
         details = {
             "method": m["method"],
             "peak_closure": [round(float(v), 3) for v in peak],
