@@ -17,21 +17,23 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 import socket
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from device import sdnotify
-from device.camera import CameraState, CameraWatchdog, Frame, open_source
+from device.camera import CameraState, CameraWatchdog, Frame, FrameSource, open_source
 from device.config import Config
-from device.errors import ConfigError, FlexscoreError, StoreError
-from device.store import Store
+from device.errors import ConfigError, FlexscoreError, InputError, StoreError
+from device.store import STOPPED_REASON, RecorderSink, Store, StoreCorruptError
 from device.trial.quality import anatomical_side
 from device.trial.recorder import StateChange, TrialRecorder
-from device.vision.runtime import model_name
 from device.vision.tracker import HandTracker, build_tracker
 from device.vision.types import HandObservation
 from device.web.services import StatusSnapshot
@@ -40,6 +42,10 @@ log = logging.getLogger(__name__)
 
 CONTROL_SOCKET = "control.sock"
 FPS_WINDOW_S = 2.0
+# A trial is refused when the state directory's file system has less room than this (a
+# trial's landmarks are ~50 kB; the margin keeps SQLite's WAL and the journal writable).
+MIN_FREE_BYTES = 32 * 1024 * 1024
+RULE_VERSION = "rom-rule-1"
 
 
 def check_state_dir(path: Path) -> Path:
@@ -87,6 +93,7 @@ class FlexscoreApp:
         *,
         state_dir: Path | None = None,
         pin_factory: Any = None,
+        source_factory: Callable[[], FrameSource] | None = None,
         host: str | None = None,
         port: int | None = None,
         serve_web: bool = True,
@@ -97,8 +104,10 @@ class FlexscoreApp:
         self.port = config.web.port if port is None else port
         self.serve_web = serve_web
         self._pin_factory = pin_factory
+        self._source_factory = source_factory or (lambda: open_source(config.camera))
         self.stop_event = threading.Event()
-        self.started_at = time.time()
+        self.started_at = time.monotonic()  # uptime is a duration: immune to clock jumps
+        self.min_free_bytes = MIN_FREE_BYTES
         # components, in start order; None until started
         self._store: Store | None = None
         self.tracker: HandTracker | None = None
@@ -107,15 +116,16 @@ class FlexscoreApp:
         self.panel: Any = None
         self.live: Any = None
         self.watchdog: CameraWatchdog | None = None
+        self.web_app: Any = None
         self.web_server: Any = None
         self._web_thread: threading.Thread | None = None
         self._control: socket.socket | None = None
         self._control_thread: threading.Thread | None = None
         self._fps = FpsMeter()
         self._hand_in_view: str | None = None  # anatomical side of the hand in the last frame
-        self._trial_ids: dict[int, int] = {}
+        self._sink: RecorderSink | None = None
         self._patients: dict[int, str] = {}
-        self.last_store_error: str | None = None
+        self.store_notice: str | None = None  # e.g. a damaged database was moved aside
         self.generated_password: str | None = None
         self._started = False
         self._stopped = False
@@ -134,17 +144,22 @@ class FlexscoreApp:
     def _start(self) -> None:
         cfg = self.config
         check_state_dir(self.state_dir)
-        self._store = Store(cfg.store.resolved_path(self.state_dir))
-        self.reaped = self._store.reap_interrupted()
+        self._store = self._open_store(cfg.store.resolved_path(self.state_dir))
+        try:
+            self.reaped = self._store.reap_interrupted()
+        except StoreError as exc:  # e.g. locked by a maintainer's sqlite3: keep running
+            self.store_notice = str(exc)
+            log.error("cannot mark interrupted trials now: %s", exc)
         if self.reaped:
             log.warning("marked %d trial(s) interrupted by the last shutdown or crash", self.reaped)
+        self._sink = RecorderSink(self._store, self._outcome, on_error=self._on_store_error)
         self.tracker = build_tracker(cfg)
         from device.scoring.decide import Decider
 
         self.decider = Decider(cfg)
         self.decider.rnn_for(True)  # load the scorer now: a bad model fails at start
         self.recorder = TrialRecorder(self._score, trial_config=cfg.trial, mirrored=cfg.tracker.mirrored)
-        self.recorder.add_listener(self._on_recorder_change)
+        self.recorder.add_listener(self._sink)
         self.recorder.start_ticker()
         if cfg.panel.enabled:
             from device.panel import Panel
@@ -153,7 +168,7 @@ class FlexscoreApp:
             self.panel = Panel(
                 cfg.panel,
                 pin_factory=factory,
-                on_press=self._press,
+                on_press=self._button,
                 on_long_press=self._long_press,
             )
             self.recorder.add_listener(self.panel.on_recorder_change)
@@ -162,7 +177,7 @@ class FlexscoreApp:
         self.live = LiveFrames()
         self.watchdog = CameraWatchdog.from_config(
             cfg.camera,
-            lambda: open_source(cfg.camera),
+            self._source_factory,
             self._on_frame,
             on_state=self._on_camera_state,
             stop_event=self.stop_event,
@@ -179,9 +194,56 @@ class FlexscoreApp:
             cfg.models.precision,
         )
 
-    def _press(self) -> None:
-        if self.recorder is not None:
-            self.recorder.press()
+    def _open_store(self, path: Path) -> Store:
+        """Open the store; a damaged file is moved aside (kept for recovery, never written
+        to) and a new store started, so the appliance keeps working."""
+        try:
+            return Store(path)
+        except StoreCorruptError as exc:
+            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+            kept = path.with_name(f"{path.name}.corrupt-{stamp}")
+            for suffix in ("", "-wal", "-shm"):
+                part = path.with_name(path.name + suffix)
+                if part.exists():
+                    part.rename(path.with_name(kept.name + suffix))
+            self.store_notice = (
+                f"the trial store was damaged and was moved to {kept} (recover it with "
+                f"sqlite3 {kept.name} .recover); a new store was started"
+            )
+            log.error("%s: %s", self.store_notice, exc)
+            store = Store(path)
+            store.audit("system", "store_quarantined", {"moved_to": str(kept), "error": str(exc)})
+            return store
+
+    def refusal(self) -> str | None:
+        """Why a new trial cannot be recorded now (disk full), else None."""
+        try:
+            free = shutil.disk_usage(self.state_dir).free
+        except OSError as exc:
+            return f"the state directory {self.state_dir} cannot be checked: {exc.strerror or exc}"
+        if free < self.min_free_bytes:
+            return (
+                f"the disk is full ({free / 1e6:.1f} MB free, {self.min_free_bytes / 1e6:.0f} MB "
+                "needed): the trial was not started and stored trials are untouched; free some space"
+            )
+        return None
+
+    def _button(self) -> None:
+        self._press()
+
+    def _press(self, origin: str = "button") -> str:
+        """The button (or ``flexscore press``): a press that would start a trial is refused
+        with a reason when the disk is full (the trial shows as rejected with it)."""
+        if self.recorder is None:
+            return "stopped"
+        if not self.recorder.busy:
+            reason = self.refusal()
+            if reason is not None:
+                log.error("trial refused: %s", reason)
+                if self.recorder.start(origin=origin):
+                    self.recorder.fail("disk_full", reason)
+                return str(self.recorder.state)
+        return str(self.recorder.press(origin=origin))
 
     def _long_press(self) -> None:
         if self.recorder is not None:
@@ -190,13 +252,19 @@ class FlexscoreApp:
     def _start_web(self) -> None:
         from waitress import create_server
 
-        from device.web.app import create_app
-        from device.web.security import check_bind, ensure_password
+        from device.web import check_bind, create_app, ensure_password, waitress_threads
 
         check_bind(self.host, self.config.web)
         web_cfg, self.generated_password = ensure_password(self.config.web)
         app = create_app(self, web_cfg, state_dir=self.state_dir)
-        self.web_server = create_server(app, host=self.host, port=self.port, threads=8, ident="flexscore")
+        self.web_app = app
+        self.web_server = create_server(
+            app,
+            host=self.host,
+            port=self.port,
+            threads=waitress_threads(self.config.web.max_streams),
+            ident="flexscore",
+        )
         self.port = int(self.web_server.effective_port)
         self._web_thread = threading.Thread(target=self.web_server.run, name="web", daemon=True)
         self._web_thread.start()
@@ -236,7 +304,7 @@ class FlexscoreApp:
         if self.recorder is None:
             return "error not running"
         if cmd == "press":
-            return f"ok {self.recorder.press(origin='control')}"
+            return f"ok {self._press(origin='control')}"
         if cmd == "cancel":
             return f"ok {self.recorder.cancel('control')}"
         if cmd == "status":
@@ -277,6 +345,10 @@ class FlexscoreApp:
             self._control_thread.join(timeout=2)
 
     def _stop_web(self) -> None:
+        if self.web_app is not None:
+            from device.web import shutdown
+
+            shutdown(self.web_app)  # end live streams first, so no thread blocks the close
         if self.web_server is not None:
             self.web_server.close()
         if self._web_thread is not None:
@@ -284,8 +356,13 @@ class FlexscoreApp:
 
     def _stop_store(self) -> None:
         if self._store is not None:
-            self._store.reap_interrupted()
-            self._store.close()
+            try:
+                n = self._store.reap_interrupted(STOPPED_REASON)
+                if n:
+                    log.warning("marked %d trial(s) in progress as interrupted by the stop", n)
+                self._store.checkpoint()  # fold the WAL into the database file
+            finally:
+                self._store.close()
 
     def __enter__(self) -> FlexscoreApp:
         self.start()
@@ -335,39 +412,30 @@ class FlexscoreApp:
         assert self.decider is not None
         return self.decider.score(trial)
 
-    def _on_recorder_change(self, change: StateChange) -> None:
-        """Persist trials: a row when recording starts, the outcome in one transaction."""
-        if self._store is None or change.info is None:
-            return
+    def _outcome(self, change: StateChange) -> Any:
         from device.web.services import trial_outcome
 
+        return trial_outcome(change, model_version=self.model_version(), rule_version=RULE_VERSION)
+
+    def _on_store_error(self, change: StateChange, exc: StoreError) -> None:
+        """A trial whose row could not be written is refused with the store's message (on a
+        short thread: listeners must not change the recorder's state from inside it)."""
         info = change.info
-        try:
-            if str(change.new) == "recording":
-                self._trial_ids[info.seq] = self._store.begin_trial(
-                    side=info.side,
-                    patient_id=info.patient_id,
-                    origin=info.origin,
-                    started_at=info.recording_started_at or info.started_at,
-                )
-            elif str(change.new) == "scoring" and info.seq in self._trial_ids:
-                self._store.set_status(self._trial_ids[info.seq], "scoring")
-            else:
-                outcome = trial_outcome(change, model_version=self.model_version(), rule_version="rom-rule-1")
-                if outcome is not None and info.seq in self._trial_ids:
-                    self._store.finish_trial(
-                        self._trial_ids.pop(info.seq),
-                        outcome.status,
-                        trial=outcome.trial,
-                        quality=outcome.quality,
-                        reasons=outcome.reasons,
-                        score=outcome.score,
-                        finished_at=outcome.finished_at,
-                    )
-            self.last_store_error = None
-        except StoreError as exc:
-            self.last_store_error = str(exc)
-            log.error("trial %d not stored: %s", info.seq, exc)
+        if str(change.new) != "recording" or info is None or self.recorder is None:
+            return
+        recorder, seq = self.recorder, info.seq
+        threading.Thread(
+            target=lambda: recorder.fail("not_saved", f"the trial cannot be saved: {exc}", seq=seq),
+            name="store-refusal",
+            daemon=True,
+        ).start()
+
+    @property
+    def last_store_error(self) -> str | None:
+        """The last failed store write (cleared by the next successful one), or a notice."""
+        if self._sink is not None and self._sink.last_error is not None:
+            return str(self._sink.last_error)
+        return self.store_notice
 
     def model_version(self) -> str:
         """Version string of the scorer in use (name and sha256 prefix)."""
@@ -404,6 +472,10 @@ class FlexscoreApp:
         if self.recorder is None:
             return False
         side = check_side(side)
+        if not self.recorder.busy:
+            reason = self.refusal()
+            if reason is not None:
+                raise InputError(reason)
         patient = resolve_patient(self.store, patient_code, side)
         if patient is not None:
             self._patients[patient.id] = patient.code
@@ -420,15 +492,12 @@ class FlexscoreApp:
         from device.web.services import SystemInfo, disk_usage, models_from_manifest, software_version
 
         mc = self.config.models
-        in_use = [
-            model_name("palm", mc.complexity, mc.precision),
-            model_name("landmark", mc.complexity, mc.precision),
-        ]
+        in_use = list(mc.model_names())
         total, free = disk_usage(self.state_dir)
         cam = self.config.camera
         return SystemInfo(
             software_version=software_version(),
-            uptime_s=time.time() - self.started_at,
+            uptime_s=time.monotonic() - self.started_at,
             disk_path=str(self.state_dir),
             disk_total_bytes=total,
             disk_free_bytes=free,

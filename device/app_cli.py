@@ -59,12 +59,12 @@ def _state_dir(cfg: Config, arg: str | None) -> Path:
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     from device.app import check_state_dir
-    from device.vision.runtime import load_model, model_name
+    from device.vision.runtime import load_model
 
     cfg = load_config(args.file)
     mc = cfg.models
-    for kind in ("palm", "landmark"):
-        load_model(mc.resolved_dir(), model_name(kind, mc.complexity, mc.precision), 1).close()
+    for name in mc.model_names():  # the palm and landmark files the tracker will load
+        load_model(mc.resolved_dir(), name, 1).close()
     from device.scoring.decide import Decider
 
     decider = Decider(cfg)
@@ -117,9 +117,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         log.info("signal %d: stopping", signum)
         stop.set()
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    app.start()
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        app.start()
+    except BaseException:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        raise
     try:
         url = f"http://{app.host}:{app.port}/"
         print(f"flexscore: running — web page {url} (state dir {app.state_dir})", flush=True)
@@ -135,5 +139,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             sdnotify.status(f"{app.status().get('state')} camera {app.status().get('camera')}")
     finally:
         app.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     print("flexscore: stopped", file=sys.stderr)
     return 0

@@ -216,7 +216,7 @@ def test_no_frames_while_recording_is_a_rejection_by_tick() -> None:
     h.clock.now += 2.5  # camera stalled: only the ticker runs
     h.rec.tick()
     info = h.rec.info
-    assert h.rec.state is S.REJECTED and info is not None and info.reasons[0].code == "no_frames"
+    assert h.rec.state is S.REJECTED and info is not None and info.reasons[0].code == "camera_lost"
 
 
 def test_fail_rejects_a_running_trial_and_press_in_outcome_starts_anew() -> None:

@@ -254,7 +254,9 @@ def test_recorder_sink_persists_each_outcome(store: Store) -> None:
         return r
 
     rec = TrialRecorder(score, submit=lambda fn: fn(), clock=lambda: now[0])
-    sink = RecorderSink(store, lambda r: NewScore(final_score=r.score, model_version="test"))
+    from device.web.services import trial_outcome
+
+    sink = RecorderSink(store, lambda change: trial_outcome(change, model_version="test"))
     rec.add_listener(sink)
 
     def run_trial(hand: bool) -> None:
@@ -289,6 +291,7 @@ def test_recorder_sink_persists_each_outcome(store: Store) -> None:
     assert [t.status for t in trials] == ["rejected", "rejected", "scored"]
     scored = trials[-1]
     assert scored.score is not None and scored.score.final_score == 2 and scored.has_landmarks
+    assert scored.score.model_version == "test"
     assert scored.quality is not None and scored.quality["ok"] and scored.side == "right"
     assert trials[1].reasons[0]["code"] == "no_hand"
     assert sink.last_error is None and sink.ids == {}

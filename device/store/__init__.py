@@ -13,11 +13,12 @@ from device.store.records import (
     ScoreRecord,
     TrialRecord,
 )
-from device.store.sink import RecorderSink
-from device.store.store import Store
+from device.store.sink import RecorderSink, write_outcome
+from device.store.store import STOPPED_REASON, Store, StoreCorruptError
 
 __all__ = [
     "SCHEMA_VERSION",
+    "STOPPED_REASON",
     "TRIAL_STATUSES",
     "AuditEntry",
     "Label",
@@ -26,7 +27,9 @@ __all__ = [
     "RecorderSink",
     "ScoreRecord",
     "Store",
+    "StoreCorruptError",
     "TrialRecord",
     "decode_trial",
     "encode_trial",
+    "write_outcome",
 ]

@@ -1,12 +1,18 @@
-"""Write the recorder's trials to the store: a recorder listener (optional glue for the root).
+"""Write the recorder's trials to the store: the one recorder listener that persists trials.
 
-``RecorderSink(store, to_score)`` follows :class:`~device.trial.recorder.StateChange`\\ s:
-``recording`` creates the trial row, ``scoring`` marks it, and the outcome (``result``,
+``RecorderSink(store, outcome_fn)`` follows :class:`~device.trial.recorder.StateChange`\\ s:
+``recording`` creates the trial row, ``scoring`` marks it, and an outcome (``result``,
 ``rejected``, ``cancelled``, ``error``) is written with its landmarks, quality, reasons and
-score in one transaction. A trial cancelled during the countdown never gets a row.
-``to_score(result) -> NewScore`` maps the scorer's result (the scoring module's type) to
-what the store keeps. Store errors are logged and kept in :attr:`last_error` (the web page
-can show it); they never propagate into the recorder.
+score in one transaction (:func:`write_outcome`). A trial cancelled during the countdown
+never gets a row. ``outcome_fn(change)`` says what to store for an outcome state (None for
+any other state); the web page's :func:`device.web.services.trial_outcome` is the one the
+appliance and the web fake both use, so the result page reads what was written.
+
+Store errors are logged, kept in :attr:`last_error` (the page shows it) and passed to
+``on_error(change, exc)``; they never propagate into the recorder. When an outcome cannot
+be written, the row is marked ``error`` with the reason if that smaller write succeeds;
+otherwise it stays open and :meth:`Store.reap_interrupted` marks it at the next stop or
+start — a trial never appears scored unless its score and landmarks were stored with it.
 
 It runs in the thread that caused the change (a few ms of SQLite per trial edge).
 """
@@ -15,30 +21,59 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import asdict
-from typing import Any
+from datetime import datetime
+from typing import Any, Protocol
 
 from device.errors import StoreError
 from device.store.records import NewScore
 from device.store.store import Store
-from device.trial.recorder import StateChange, TrialInfo
+from device.trial.recorder import StateChange
+from device.trial.types import Trial
 
 log = logging.getLogger(__name__)
 
-OUTCOME_STATUS = {
-    "result": "scored",
-    "rejected": "rejected",
-    "cancelled": "cancelled",
-    "error": "error",
-}
+
+class Outcome(Protocol):
+    """What :func:`write_outcome` stores (e.g. :class:`device.web.services.TrialOutcome`)."""
+
+    @property
+    def status(self) -> str: ...
+    @property
+    def trial(self) -> Trial | None: ...
+    @property
+    def quality(self) -> dict[str, Any] | None: ...
+    @property
+    def reasons(self) -> list[dict[str, str]]: ...
+    @property
+    def score(self) -> NewScore | None: ...
+    @property
+    def finished_at(self) -> datetime | None: ...
+
+
+OutcomeFn = Callable[[StateChange], Outcome | None]
+ErrorFn = Callable[[StateChange, StoreError], None]
+
+
+def write_outcome(store: Store, trial_id: int, outcome: Outcome) -> None:
+    """Store one trial's outcome (status, landmarks, quality, reasons, score) atomically."""
+    store.finish_trial(
+        trial_id,
+        outcome.status,
+        trial=outcome.trial,
+        quality=outcome.quality,
+        reasons=outcome.reasons,
+        score=outcome.score,
+        finished_at=outcome.finished_at,
+    )
 
 
 class RecorderSink:
     """Recorder listener that persists trials (see the module doc)."""
 
-    def __init__(self, store: Store, to_score: Callable[[Any], NewScore]) -> None:
+    def __init__(self, store: Store, outcome_fn: OutcomeFn, *, on_error: ErrorFn | None = None) -> None:
         self.store = store
-        self.to_score = to_score
+        self.outcome_fn = outcome_fn
+        self.on_error = on_error
         self.ids: dict[int, int] = {}  # recorder seq → store trial id
         self.last_error: StoreError | None = None
 
@@ -47,12 +82,17 @@ class RecorderSink:
         if info is None:
             return
         try:
-            self._handle(change.new.value, info)
+            self._handle(change)
         except StoreError as exc:
             self.last_error = exc
             log.error("trial %d not stored: %s", info.seq, exc)
+            if self.on_error is not None:
+                self.on_error(change, exc)
 
-    def _handle(self, state: str, info: TrialInfo) -> None:
+    def _handle(self, change: StateChange) -> None:
+        info = change.info
+        assert info is not None
+        state = str(change.new)
         if state == "recording":
             self.ids[info.seq] = self.store.begin_trial(
                 side=info.side,
@@ -60,20 +100,27 @@ class RecorderSink:
                 origin=info.origin,
                 started_at=info.recording_started_at or info.started_at,
             )
+            self.last_error = None
         elif state == "scoring" and info.seq in self.ids:
             self.store.set_status(self.ids[info.seq], "scoring")
-        elif state in OUTCOME_STATUS and info.seq in self.ids:
+        elif info.seq in self.ids:
+            outcome = self.outcome_fn(change)
+            if outcome is None:
+                return
             trial_id = self.ids.pop(info.seq)
-            score = self.to_score(info.result) if state == "result" else None
-            self.store.finish_trial(
-                trial_id,
-                OUTCOME_STATUS[state],
-                trial=info.trial,
-                quality=info.quality.to_json() if info.quality is not None else None,
-                reasons=[asdict(r) for r in info.reasons],
-                score=score,
-                finished_at=info.finished_at,
-            )
+            try:
+                write_outcome(self.store, trial_id, outcome)
+            except StoreError as exc:
+                self._mark_not_saved(trial_id, exc, outcome.finished_at)
+                raise
+            self.last_error = None
+
+    def _mark_not_saved(self, trial_id: int, exc: StoreError, finished_at: datetime | None) -> None:
+        reason = {"code": "not_saved", "message": f"the result could not be saved: {exc}"}
+        try:
+            self.store.finish_trial(trial_id, "error", reasons=[reason], finished_at=finished_at)
+        except StoreError as again:
+            log.error("trial %d left open (marked interrupted at the next start): %s", trial_id, again)
 
     def store_id(self, seq: int) -> int | None:
         """The store id of a recorder trial still in progress."""

@@ -50,8 +50,17 @@ PATIENT_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
 DISK_FULL = "database or disk is full"
 INTERRUPTED_REASON = {
     "code": "interrupted",
-    "message": "the appliance stopped or crashed during this trial",
+    "message": "the appliance crashed or lost power during this trial",
 }
+STOPPED_REASON = {
+    "code": "interrupted",
+    "message": "the appliance was stopped during this trial",
+}
+CORRUPT_MARKERS = ("file is not a database", "malformed", "corrupt")
+
+
+class StoreCorruptError(StoreError):
+    """The database file is damaged (not SQLite, or its integrity check fails)."""
 
 
 def _utcnow() -> datetime:
@@ -83,6 +92,7 @@ class Store:
         *,
         busy_timeout_s: float = 5.0,
         clock: Callable[[], datetime] = _utcnow,
+        check: bool = True,
     ) -> None:
         self.path = Path(path)
         self._clock = clock
@@ -106,6 +116,8 @@ class Store:
                 raise StoreError(f"trial store {self.path}: WAL mode unavailable (got {mode})")
             conn.execute("PRAGMA foreign_keys=ON")
             conn.execute("PRAGMA synchronous=FULL")  # a pulled plug must not lose a result
+            if check:
+                self._quick_check()
             self._migrate()
         except sqlite3.Error as exc:
             self.close()
@@ -118,6 +130,11 @@ class Store:
     # -- plumbing ------------------------------------------------------------------------
     def _error(self, what: str, exc: sqlite3.Error) -> StoreError:
         text = str(exc)
+        if any(marker in text for marker in CORRUPT_MARKERS):
+            return StoreCorruptError(
+                f"the trial store {self.path} is damaged ({what}: {text}); keep the file for "
+                f"recovery (sqlite3 {self.path.name} .recover) and start with a new one"
+            )
         if DISK_FULL in text:
             return StoreError(
                 f"the disk holding the trial store {self.path} is full, so nothing was saved "
@@ -158,6 +175,20 @@ class Store:
                 return self.conn.execute(sql, params).fetchall()
             except sqlite3.Error as exc:
                 raise self._error("read", exc) from exc
+
+    def _quick_check(self) -> None:
+        """``PRAGMA quick_check`` on open: a damaged file is refused, never written to."""
+        rows = self.conn.execute("PRAGMA quick_check").fetchall()
+        problems = [str(r[0]) for r in rows if str(r[0]) != "ok"]
+        if problems:
+            raise StoreCorruptError(
+                f"the trial store {self.path} is damaged (integrity check: {'; '.join(problems[:3])}); "
+                f"keep the file for recovery (sqlite3 {self.path.name} .recover) and start with a new one"
+            )
+
+    def integrity_check(self) -> list[str]:
+        """``PRAGMA integrity_check``: ``["ok"]`` for a sound database, else its findings."""
+        return [str(r[0]) for r in self._read("PRAGMA integrity_check")]
 
     def _migrate(self) -> None:
         conn = self.conn
@@ -318,16 +349,17 @@ class Store:
         if cur.rowcount != 1:
             raise StoreError(f"no trial {trial_id}")
 
-    def reap_interrupted(self) -> int:
-        """Mark trials a crash or a stop left in ``recording``/``scoring`` as ``interrupted``;
-        returns how many. Call it on start-up before serving, and on shutdown."""
+    def reap_interrupted(self, reason: dict[str, str] | None = None) -> int:
+        """Mark trials a crash or a stop left in ``recording``/``scoring`` as ``interrupted``
+        with ``reason`` (default: crashed or lost power); returns how many. Call it on
+        start-up before serving (crash) and on shutdown (:data:`STOPPED_REASON`)."""
         now = _ts(self._clock())
         marks = ",".join("?" for _ in OPEN_STATUSES)
         with self._write("reap interrupted trials") as c:
             cur = c.execute(
                 f"UPDATE trials SET status = 'interrupted', finished_at = COALESCE(finished_at, ?),"
                 f" reasons = ? WHERE status IN ({marks})",
-                (now, _json([INTERRUPTED_REASON]), *OPEN_STATUSES),
+                (now, _json([reason or INTERRUPTED_REASON]), *OPEN_STATUSES),
             )
             n = cur.rowcount
             if n:

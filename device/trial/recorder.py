@@ -53,7 +53,7 @@ COUNTDOWN_S = 3.0
 RESULT_HOLD_S = 10.0  # how long a result (or error) is shown before idle
 REJECTED_HOLD_S = 6.0
 CANCELLED_HOLD_S = 2.0
-MAX_GAP_S = 2.0  # no observation for this long while recording: rejected ("no_frames")
+MAX_GAP_S = 2.0  # no observation for this long while recording: rejected ("camera_lost")
 
 
 class RecorderState(StrEnum):
@@ -270,10 +270,13 @@ class TrialRecorder:
                 self.start(origin=origin)
             return self._state
 
-    def fail(self, code: str, message: str) -> bool:
-        """Reject the running trial for an outside reason (e.g. ``camera_lost``)."""
+    def fail(self, code: str, message: str, *, seq: int | None = None) -> bool:
+        """Reject the running trial for an outside reason (e.g. ``camera_lost``); with
+        ``seq``, only if that trial is still the one running."""
         with self._lock:
             if self._state not in RUNNING:
+                return False
+            if seq is not None and (self._info is None or self._info.seq != seq):
                 return False
             self._finish(S.REJECTED, (QualityReason(code, message),))
             return True
@@ -304,7 +307,12 @@ class TrialRecorder:
                 elif now - self._last_obs_at >= tm.max_gap_s:
                     self._finish(
                         S.REJECTED,
-                        (QualityReason("no_frames", "the camera delivered no frames"),),
+                        (
+                            QualityReason(
+                                "camera_lost",
+                                f"the camera delivered no frames for {now - self._last_obs_at:.1f} s",
+                            ),
+                        ),
                         now,
                     )
             elif st in OUTCOMES:

@@ -41,7 +41,7 @@ from device.config import ModelsConfig, TrialConfig, WebConfig
 from device.errors import InputError
 from device.scoring.rules import RuleScorer
 from device.scoring.types import Result
-from device.store import Store, TrialRecord
+from device.store import RecorderSink, Store, TrialRecord
 from device.trial.quality import check_quality
 from device.trial.recorder import RecorderState, RecorderTiming, StateChange, TrialRecorder
 from device.trial.synthetic import SynthOptions, make_trial
@@ -134,13 +134,16 @@ class FakeServices:
         self._rest = self._motion(2, None).landmarks[0]
         self._motion_trial: Trial | None = None
         self._rec_frames = 0
-        self._store_trial_id: int | None = None
         self._patient_code: str | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._closed = False
         self.live = LiveFrames()
         self._store = Store(self.state_dir / "flexscore.db")
+        self._sink = RecorderSink(
+            self._store,
+            lambda change: trial_outcome(change, model_version=FAKE_MODEL, rule_version=RULE_VERSION),
+        )
         try:
             self.recorder = TrialRecorder(
                 self._score,
@@ -421,29 +424,13 @@ class FakeServices:
         return replace(self._fake_model(self._rule.score(trial)), quality=quality.to_json())
 
     def _on_change(self, change: StateChange) -> None:
-        """Recorder listener: what the composition root does — keep the store in step."""
+        """Recorder listener: plan the synthetic hand's motion; the sink keeps the store in step."""
         info = change.info
         if change.new is RecorderState.COUNTDOWN and info is not None:
             score = self.next_score if self.next_score is not None else 0
             self._motion_trial = self._motion(score, info.side)
             self._rec_frames = 0
-        elif change.new is RecorderState.RECORDING and info is not None:
-            self._store_trial_id = self._store.begin_trial(
-                side=info.side, patient_id=info.patient_id, origin=info.origin,
-                started_at=info.recording_started_at,
-            )  # fmt: skip
-        outcome = trial_outcome(change, model_version=FAKE_MODEL, rule_version=RULE_VERSION)
-        if outcome is not None and self._store_trial_id is not None:
-            self._store.finish_trial(
-                self._store_trial_id,
-                outcome.status,
-                trial=outcome.trial,
-                quality=outcome.quality,
-                reasons=outcome.reasons,
-                score=outcome.score,
-                finished_at=outcome.finished_at,
-            )
-            self._store_trial_id = None
+        self._sink(change)
 
     # -- lifecycle -----------------------------------------------------------------------------
     def close(self) -> None:
