@@ -97,6 +97,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     from device.app import FlexscoreApp
 
     cfg = load_config(args.config)
+    if args.config is None and not args.video:
+        # The demo default: the bundled clip is a mirrored (selfie) view (device/data/NOTICE.md).
+        from device.data import SAMPLE_VIDEO_MIRRORED
+
+        cfg = replace(cfg, tracker=replace(cfg.tracker, mirrored=SAMPLE_VIDEO_MIRRORED))
     if args.video:
         if not Path(args.video).is_file():
             raise ConfigError(f"--video {args.video}: file not found")

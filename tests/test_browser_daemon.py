@@ -101,9 +101,10 @@ def test_a_trial_on_the_real_appliance(daemon: str, browser: Any) -> None:
     try:
         _login(page, daemon)
         page.get_by_label("Patient code").fill("DEMO01")
-        # The page says which hand the camera sees; the bundled clip shows a left hand.
-        page.wait_for_selector("#hand-in-view:has-text('left hand in view')", timeout=WAIT_MS)
-        page.locator("label.toggle", has_text="Left").click()
+        # The page says which hand the camera sees: the bundled clip (a mirrored selfie view)
+        # shows a right hand.
+        page.wait_for_selector("#hand-in-view:has-text('right hand in view')", timeout=WAIT_MS)
+        page.locator("label.toggle", has_text="Right").click()
         page.get_by_role("button", name="Start").click()
         page.wait_for_selector(".state-recording", timeout=TRIAL_WAIT_MS)
         page.screenshot(path=str(ARTIFACTS / "daemon-recording-800.png"))
