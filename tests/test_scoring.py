@@ -217,3 +217,18 @@ def test_rnn_state_does_not_leak_between_trials(decider: Decider) -> None:
     first = decider.score(a).probabilities
     decider.score(b)
     assert decider.score(a).probabilities == first
+
+
+def test_tflite_model_reset_restarts_the_rnn_from_zero_state() -> None:
+    from device.vision.runtime import load_model
+
+    model = load_model(Config().models.resolved_dir(), "scorer_2d_int8", 1)
+    x = np.random.default_rng(3).normal(0, 1, model.input_shape).astype(np.float32)
+    model.reset()
+    first = model.run(x)[0]
+    model.run(x)  # leaves its final LSTM state in the variable tensors
+    model.reset()
+    assert np.array_equal(model.run(x)[0], first)
+    model.close()
+    with pytest.raises(ModelError, match="closed"):
+        model.reset()

@@ -94,11 +94,7 @@ class RNNScorer:
         across ``invoke()`` calls; without a reset each trial would start from the previous
         trial's final state (measured: accuracy 0.99 → 0.72).
         """
-        interp = getattr(self._model, "_interp", None)  # TFLiteModel has no public reset yet
-        reset = getattr(interp, "reset_all_variables", None)
-        if reset is None:
-            raise ModelError(f"scorer '{self.name}': the runtime cannot reset the RNN state")
-        reset()
+        self._model.reset()
 
     def score(self, trial: Trial) -> Result:
         p = self.probabilities(trial_features(trial, self.variant, self.steps))

@@ -150,6 +150,19 @@ class TFLiteModel:
         """Invoke on whatever the input tensors hold (for bare-invoke benchmarks)."""
         self._interp.invoke()
 
+    def reset(self) -> None:
+        """Zero the model's variable tensors (e.g. an RNN's hidden/cell state).
+
+        TFLite keeps stateful ops' state in variable tensors across ``invoke()`` calls; a
+        model that scores independent sequences must be reset before each one.
+        """
+        if self._closed:
+            raise ModelError(f"model {self.name} is closed")
+        reset = getattr(self._interp, "reset_all_variables", None)
+        if reset is None:
+            raise ModelError(f"model {self.name}: the {self.runtime} runtime cannot reset variables")
+        reset()
+
     def close(self) -> None:
         if not self._closed:
             self._closed = True
