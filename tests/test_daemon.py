@@ -1,0 +1,84 @@
+"""The real appliance end to end: ``flexscore run`` in its own process on the bundled sample
+video (the demo default), mock GPIO, a clinician password from the environment.
+
+``flexscore press`` presses the button; the trial must come out scored in SQLite and at
+``/api/trials``; SIGTERM must then stop the daemon within 5 s with exit code 0, no trial left
+open and the WAL folded into the database file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from daemon_helpers import FINAL, STOP_LIMIT_S, Daemon, db_rows, integrity, wait_for
+
+pytestmark = pytest.mark.slow  # one daemon start (models, camera) and one 9 s trial
+
+
+@pytest.fixture
+def daemon(tmp_path: Path) -> Iterator[Daemon]:
+    d = Daemon(tmp_path / "state")
+    try:
+        yield d
+    finally:
+        d.cleanup()
+
+
+def test_a_pressed_trial_is_scored_stored_served_and_sigterm_stops_cleanly(daemon: Daemon) -> None:
+    first = daemon.wait_ready()
+    assert first["state"] == "idle" and first["last_trial"] is None
+    assert "flexscore: running" in daemon.output()
+
+    assert daemon.press() == "press: countdown"
+    daemon.wait_state("recording")
+    last = wait_for(
+        lambda: (t := daemon.status()["last_trial"]) and t["status"] in FINAL and t,
+        90,
+        "the trial's outcome",
+    )
+    # The bundled clip is a real open → fist → open hand: it must be scored.
+    assert last["status"] == "scored", daemon.output()[-3000:]
+    assert last["score"] in (0, 1, 2) and last["finished_at"]
+
+    rows = db_rows(
+        daemon.db,
+        "SELECT t.id, t.status, t.origin, s.final_score, s.model_version, "
+        "(SELECT num_frames FROM landmarks l WHERE l.trial_id = t.id) AS frames "
+        "FROM trials t JOIN scores s ON s.trial_id = t.id",
+    )
+    assert len(rows) == 1
+    row = rows[0]
+    assert (row["id"], row["status"], row["origin"]) == (last["id"], "scored", "control")
+    assert row["final_score"] == last["score"] and row["model_version"]
+    assert row["frames"] >= 30  # ≥ 2 s of landmarks kept for re-scoring (15 fps clip, 6 s)
+
+    daemon.login()
+    api = daemon.get("/api/trials")["trials"]
+    assert [t["id"] for t in api] == [last["id"]]
+    assert api[0]["status"] == "scored"
+
+    rc, took = daemon.terminate()
+    assert rc == 0, daemon.output()[-3000:]
+    assert took < STOP_LIMIT_S, f"SIGTERM took {took:.1f} s"
+    assert "flexscore: stopped" in daemon.output()
+    assert db_rows(daemon.db, "SELECT COUNT(*) FROM trials WHERE status IN ('recording', 'scoring')")[0][0] == 0
+    wal = daemon.db.with_name("flexscore.db-wal")
+    assert not wal.exists() or wal.stat().st_size == 0, "WAL not checkpointed"
+    assert not (daemon.state_dir / "control.sock").exists()
+    assert integrity(daemon.db) == "ok"
+
+
+def test_sigterm_during_recording_marks_the_trial_interrupted(daemon: Daemon) -> None:
+    daemon.wait_ready()
+    daemon.press()
+    daemon.wait_state("recording")
+    wait_for(lambda: db_rows(daemon.db, "SELECT id FROM trials"), 10, "the trial row")
+    rc, took = daemon.terminate()
+    assert rc == 0 and took < STOP_LIMIT_S, (rc, took, daemon.output()[-3000:])
+    rows = db_rows(daemon.db, "SELECT status, reasons FROM trials")
+    assert [r["status"] for r in rows] == ["interrupted"]
+    assert "stopped during this trial" in rows[0]["reasons"]
+    assert db_rows(daemon.db, "SELECT COUNT(*) FROM scores")[0][0] == 0
+    assert integrity(daemon.db) == "ok"
