@@ -156,7 +156,7 @@ class FlexscoreApp:
         self.tracker = build_tracker(cfg)
         from device.scoring.decide import Decider
 
-        self.decider = Decider(cfg)
+        self.decider = Decider(cfg, state_dir=self.state_dir)  # site-installed scorers first
         self.decider.rnn_for(True)  # load the scorer now: a bad model fails at start
         self.recorder = TrialRecorder(self._score, trial_config=cfg.trial, mirrored=cfg.tracker.mirrored)
         self.recorder.add_listener(self._sink)
@@ -415,7 +415,10 @@ class FlexscoreApp:
     def _outcome(self, change: StateChange) -> Any:
         from device.web.services import trial_outcome
 
-        return trial_outcome(change, model_version=self.model_version(), rule_version=RULE_VERSION)
+        # the version of the model that made this score (the 2D scorer for a trial without z)
+        details = getattr(change.info.result if change.info else None, "details", None) or {}
+        version = (details.get("rnn") or {}).get("version") or ("rule-only" if details else None)
+        return trial_outcome(change, model_version=version or self.model_version(), rule_version=RULE_VERSION)
 
     def _on_store_error(self, change: StateChange, exc: StoreError) -> None:
         """A trial whose row could not be written is refused with the store's message (on a

@@ -63,7 +63,9 @@ def test_a_pressed_trial_is_scored_stored_served_and_sigterm_stops_cleanly(daemo
     assert rc == 0, daemon.output()[-3000:]
     assert took < STOP_LIMIT_S, f"SIGTERM took {took:.1f} s"
     assert "flexscore: stopped" in daemon.output()
-    assert db_rows(daemon.db, "SELECT COUNT(*) FROM trials WHERE status IN ('recording', 'scoring')")[0][0] == 0
+    assert (
+        db_rows(daemon.db, "SELECT COUNT(*) FROM trials WHERE status IN ('recording', 'scoring')")[0][0] == 0
+    )
     wal = daemon.db.with_name("flexscore.db-wal")
     assert not wal.exists() or wal.stat().st_size == 0, "WAL not checkpointed"
     assert not (daemon.state_dir / "control.sock").exists()
