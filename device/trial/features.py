@@ -99,6 +99,21 @@ FEATURES_3D: tuple[str, ...] = (
 )
 NUM_FEATURES = {"2d": len(FEATURES_2D), "3d": len(FEATURES_3D)}
 _EPS = 1e-6
+MAX_COORD = 1e6  # |landmark coordinate| in pixels; larger is a tracker fault, not a hand
+
+
+def _landmarks(landmarks: object, what: str) -> np.ndarray:
+    """``landmarks`` as float64 [T, 21, 3], or :class:`InputError` naming the problem."""
+    try:
+        lm = np.asarray(landmarks, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{what}: landmarks must be numbers, got {type(landmarks).__name__}") from exc
+    if lm.ndim != 3 or lm.shape[1:] != (NUM_LANDMARKS, 3):
+        raise InputError(f"{what}: landmarks must have shape [T, 21, 3], got {lm.shape}")
+    with np.errstate(invalid="ignore"):
+        if (np.abs(lm) > MAX_COORD).any():  # NaN compares False: gaps stay allowed here
+            raise InputError(f"{what}: landmark coordinates beyond ±{MAX_COORD:g} pixels (or infinite)")
+    return lm
 
 
 def feature_names(variant: Variant) -> tuple[str, ...]:
@@ -123,9 +138,7 @@ def normalize_landmarks(landmarks: np.ndarray, left: bool | np.ndarray = False) 
     wrist→middle MCP points along +y; left hands (``left`` True, per trial or per frame)
     mirrored to a right hand by x → −x. z (if finite) is scaled with x and y.
     """
-    lm = np.asarray(landmarks, dtype=np.float64)
-    if lm.ndim != 3 or lm.shape[1:] != (NUM_LANDMARKS, 3):
-        raise InputError(f"landmarks must have shape [T, 21, 3], got {lm.shape}")
+    lm = _landmarks(landmarks, "normalize_landmarks")
     p = lm - lm[:, WRIST : WRIST + 1, :]
     p[..., 1] *= -1.0  # y up
     scale = palm_size(p[..., :2])
@@ -184,8 +197,8 @@ def frame_features(
     closure columns are relative to the most open frame of the given frames, so pass a
     whole trial. See the module docstring for the columns.
     """
-    lm = np.asarray(landmarks, dtype=np.float64)
-    if lm.ndim != 3 or lm.shape[1:] != (NUM_LANDMARKS, 3) or lm.shape[0] < 1:
+    lm = _landmarks(landmarks, "frame_features")
+    if lm.shape[0] < 1:
         raise InputError(f"landmarks must have shape [T, 21, 3] with T ≥ 1, got {lm.shape}")
     if not np.isfinite(lm[..., :2]).all():
         raise InputError("frame_features needs finite x, y (interpolate gaps first)")
@@ -231,8 +244,17 @@ def resample_landmarks(
     filled linearly between its neighbours in time and held at the ends. ``observed`` is
     True where the nearest original frame was tracked.
     """
-    lm = np.asarray(landmarks, dtype=np.float64)
-    t = np.asarray(t, dtype=np.float64)
+    lm = _landmarks(landmarks, "resample_landmarks")
+    try:
+        t = np.asarray(t, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InputError("resample_landmarks: times must be numbers") from exc
+    if t.shape != (lm.shape[0],):
+        raise InputError(f"resample_landmarks: {lm.shape[0]} frames but times of shape {t.shape}")
+    if not np.isfinite(t).all() or (np.diff(t) < 0).any():
+        raise InputError("resample_landmarks: times must be finite and non-decreasing")
+    if not isinstance(steps, int | np.integer) or steps < 2:
+        raise InputError(f"resample_landmarks: steps must be an integer ≥ 2, got {steps!r}")
     det = np.asarray(~np.isnan(lm[:, :, :2]).any(axis=(1, 2)), dtype=bool)
     if not det.any():
         raise InputError("the trial has no tracked frame to compute features from")

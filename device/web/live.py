@@ -3,7 +3,9 @@
 * :class:`LiveFrames` keeps **only the newest** frame. ``put`` (tracker thread) swaps a
   reference under a short lock and never waits for a viewer; ``latest_jpeg`` (web
   threads) draws the skeleton on a copy and JPEG-encodes it once per frame, shared by all
-  viewers. A slow viewer therefore skips frames; it never queues them or slows the tracker.
+  viewers, and at most ``max_encode_fps`` times a second however many viewers ask (a
+  tracker faster than the stream would otherwise cost one encode per viewer per frame).
+  A slow viewer therefore skips frames; it never queues them or slows the tracker.
 * :class:`StreamLimiter` hands out at most N stream slots; the view answers 503 without one.
 * :class:`MjpegStream` is the ``multipart/x-mixed-replace`` body. Its ``close()`` (called by
   every WSGI server when the client goes away or the response ends) frees the slot, even
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Generator
 
 import cv2
@@ -28,12 +31,18 @@ log = logging.getLogger(__name__)
 BOUNDARY = "frame"
 JPEG_QUALITY = 75
 WAIT_S = 1.0  # longest wait for a new frame before checking the stop flag again
+MAX_ENCODE_FPS = 30.0  # JPEG encodes per second shared by all viewers (≥ web.stream_fps)
 
 
 class LiveFrames:
     """The newest frame and observation; see the module doc."""
 
-    def __init__(self, jpeg_quality: int = JPEG_QUALITY) -> None:
+    def __init__(
+        self,
+        jpeg_quality: int = JPEG_QUALITY,
+        max_encode_fps: float = MAX_ENCODE_FPS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._cond = threading.Condition(threading.Lock())
         self._encode_lock = threading.Lock()
         self._seq = 0
@@ -41,7 +50,11 @@ class LiveFrames:
         self._obs: HandObservation | None = None
         self._text: str | None = None
         self._cached: JpegFrame | None = None
+        self._cached_at = float("-inf")
+        self._min_interval = 1.0 / max_encode_fps
+        self._clock = clock
         self.jpeg_quality = jpeg_quality
+        self.encodes = 0  # JPEG encodes so far (the load benchmark and tests read it)
 
     @property
     def seq(self) -> int:
@@ -65,10 +78,15 @@ class LiveFrames:
             seq, rgb, obs, text = self._seq, self._rgb, self._obs, self._text
         with self._encode_lock:
             cached = self._cached
-            if cached is not None and cached.seq >= seq:
+            now = self._clock()
+            if cached is not None and (
+                cached.seq >= seq
+                or (cached.seq > newer_than and now - self._cached_at < self._min_interval)
+            ):
                 return cached
             frame = JpegFrame(seq, self._encode(rgb, obs, text))
-            self._cached = frame
+            self._cached, self._cached_at = frame, now
+            self.encodes += 1
             return frame
 
     def _encode(self, rgb: np.ndarray, obs: HandObservation | None, text: str | None) -> bytes:
