@@ -46,6 +46,10 @@ FPS_WINDOW_S = 2.0
 # trial's landmarks are ~50 kB; the margin keeps SQLite's WAL and the journal writable).
 MIN_FREE_BYTES = 32 * 1024 * 1024
 RULE_VERSION = "rom-rule-1"
+# How long a store write waits for another process's write lock (a maintainer's sqlite3).
+# Short: the wait runs on the camera thread, and the recorder rejects a trial whose camera
+# is silent for 2 s; a trial that cannot be saved is refused with the store's message.
+STORE_BUSY_TIMEOUT_S = 1.0
 
 
 def check_state_dir(path: Path) -> Path:
@@ -148,7 +152,7 @@ class FlexscoreApp:
         try:
             self.reaped = self._store.reap_interrupted()
         except StoreError as exc:  # e.g. locked by a maintainer's sqlite3: keep running
-            self.store_notice = str(exc)
+            self.store_notice = f"{exc}; unfinished trials will be marked interrupted at the next stop"
             log.error("cannot mark interrupted trials now: %s", exc)
         if self.reaped:
             log.warning("marked %d trial(s) interrupted by the last shutdown or crash", self.reaped)
@@ -198,7 +202,7 @@ class FlexscoreApp:
         """Open the store; a damaged file is moved aside (kept for recovery, never written
         to) and a new store started, so the appliance keeps working."""
         try:
-            return Store(path)
+            return Store(path, busy_timeout_s=STORE_BUSY_TIMEOUT_S)
         except StoreCorruptError as exc:
             stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
             kept = path.with_name(f"{path.name}.corrupt-{stamp}")
@@ -211,7 +215,7 @@ class FlexscoreApp:
                 f"sqlite3 {kept.name} .recover); a new store was started"
             )
             log.error("%s: %s", self.store_notice, exc)
-            store = Store(path)
+            store = Store(path, busy_timeout_s=STORE_BUSY_TIMEOUT_S)
             store.audit("system", "store_quarantined", {"moved_to": str(kept), "error": str(exc)})
             return store
 

@@ -19,7 +19,12 @@ from device.errors import FlexscoreError
 log = logging.getLogger(__name__)
 
 # Modules that provide ``register(subparsers) -> None``; each sub-parser sets ``func``.
-COMMAND_MODULES: tuple[str, ...] = ("device.vision.cli", "device.scoring.cli", "device.app_cli")
+COMMAND_MODULES: tuple[str, ...] = (
+    "device.vision.cli",
+    "device.scoring.cli",
+    "device.app_cli",
+    "device.scoring.site_cli",
+)
 
 EXIT_ERROR = 2
 EXIT_INTERRUPTED = 130

@@ -40,7 +40,6 @@ import itertools
 import json
 import logging
 import os
-import random
 import sys
 import tempfile
 import time
@@ -57,6 +56,11 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from device.scoring.training import (  # noqa: E402
+    export_tflite,
+    fit,
+    stratified_folds,
+)
 from device.trial.features import N_STEPS, feature_names  # noqa: E402
 
 log = logging.getLogger("train_scorer")
@@ -117,107 +121,11 @@ def metrics(y: np.ndarray, prob: np.ndarray) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- model
-
-
-def set_seeds(seed: int) -> None:
-    import tensorflow as tf
-
-    random.seed(seed)
-    np.random.seed(seed)
-    tf.random.set_seed(seed)
-    with contextlib.suppress(AttributeError):
-        tf.config.experimental.enable_op_determinism()
-
-
-def build_model(n_features: int, units: int, dropout: float) -> Any:
-    import tf_keras as keras
-
-    inp = keras.Input(shape=(N_STEPS, n_features), name="features")
-    x = keras.layers.LSTM(units, name="lstm")(inp)
-    x = keras.layers.Dropout(dropout)(x)
-    x = keras.layers.Dense(16, activation="relu", name="hidden")(x)
-    out = keras.layers.Dense(3, activation="softmax", name="probs")(x)
-    model = keras.Model(inp, out)
-    model.compile(
-        optimizer=keras.optimizers.Adam(3e-3),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-    )
-    return model
-
-
-def fit(x: np.ndarray, y: np.ndarray, cfg: dict[str, Any], seed: int, desc: str) -> Any:
-    import tf_keras as keras
-
-    set_seeds(seed)
-    rng = np.random.default_rng(seed)
-    idx = rng.permutation(len(y))
-    n_val = max(3, len(y) // 10)
-    val, tr = idx[:n_val], idx[n_val:]
-    model = build_model(x.shape[2], cfg["units"], cfg["dropout"])
-    cb = [
-        keras.callbacks.EarlyStopping(
-            monitor="val_loss", patience=cfg["patience"], restore_best_weights=True
-        ),
-        keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=3),
-    ]
-    t0 = time.perf_counter()
-    hist = model.fit(
-        x[tr],
-        y[tr],
-        validation_data=(x[val], y[val]),
-        epochs=cfg["epochs"],
-        batch_size=cfg["batch"],
-        verbose=2,
-        callbacks=cb,
-        shuffle=True,
-    )
-    log.info(
-        "%s: %d epochs in %.0f s, best val_loss %.4f",
-        desc,
-        len(hist.history["loss"]),
-        time.perf_counter() - t0,
-        min(hist.history["val_loss"]),
-    )
-    return model
-
-
-def stratified_folds(y: np.ndarray, k: int, seed: int) -> list[np.ndarray]:
-    rng = np.random.default_rng(seed)
-    folds: list[list[int]] = [[] for _ in range(k)]
-    for c in np.unique(y):
-        idx = rng.permutation(np.flatnonzero(y == c))
-        for i, j in enumerate(idx):
-            folds[i % k].append(int(j))
-    return [np.array(sorted(f)) for f in folds]
+# build_model / fit / stratified_folds / export_tflite live in device/scoring/training.py
+# (shared with flexscore train --from-store).
 
 
 # --------------------------------------------------------------------------- export
-
-
-def export_tflite(model: Any, n_features: int, calib: np.ndarray) -> tuple[bytes, bytes]:
-    """(float TFLite, full-int8 TFLite) with a fixed [1, 200, F] input."""
-    import tensorflow as tf
-
-    spec = tf.TensorSpec([1, N_STEPS, n_features], tf.float32, name="features")
-    fn = tf.function(lambda x: model(x, training=False), input_signature=[spec])
-    concrete = fn.get_concrete_function()
-
-    conv = tf.lite.TFLiteConverter.from_concrete_functions([concrete], model)
-    float_bytes = conv.convert()
-
-    def representative() -> Iterator[list[np.ndarray]]:
-        for row in calib:
-            yield [row[None].astype(np.float32)]
-
-    conv = tf.lite.TFLiteConverter.from_concrete_functions([concrete], model)
-    conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    conv.representative_dataset = representative
-    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    conv.inference_input_type = tf.int8
-    conv.inference_output_type = tf.int8
-    int8_bytes = conv.convert()
-    return float_bytes, int8_bytes
 
 
 def run_tflite(path: Path, x: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from device.config import Config
 from device.errors import ModelError
+from device.scoring.installed import scorer_dir
 from device.scoring.rnn import MODEL_NAMES, RNNScorer, scorer_entry
 from device.scoring.rules import RuleScorer
 from device.scoring.types import Result
@@ -34,9 +35,15 @@ log = logging.getLogger(__name__)
 class Decider:
     """Scores trials with the configured models; load once, score many (one per device)."""
 
-    def __init__(self, cfg: Config | None = None, models_dir: Path | None = None) -> None:
+    def __init__(
+        self, cfg: Config | None = None, models_dir: Path | None = None, state_dir: Path | None = None
+    ) -> None:
         self.cfg = cfg or Config()
         self.models_dir = Path(models_dir) if models_dir else self.cfg.models.resolved_dir()
+        # site-installed scorers (flexscore models install) in <state dir>/models take precedence
+        self.state_dir = (
+            Path(state_dir) if state_dir else (None if models_dir else self.cfg.app.resolved_state_dir())
+        )
         self.rule = RuleScorer()
         self._rnn: dict[str, RNNScorer] = {}
 
@@ -47,8 +54,9 @@ class Decider:
             name = MODEL_NAMES[variant]
             if variant in self._rnn:
                 return self._rnn[variant]
-            if scorer_entry(self.models_dir, name) is not None:
-                self._rnn[variant] = RNNScorer(self.models_dir, name, self.cfg.scoring.threads)
+            models_dir = scorer_dir(self.models_dir, self.state_dir, name)
+            if scorer_entry(models_dir, name) is not None:
+                self._rnn[variant] = RNNScorer(models_dir, name, self.cfg.scoring.threads)
                 return self._rnn[variant]
         raise ModelError(
             f"no scorer model for {'3D' if has_z else '2D'} landmarks in {self.models_dir} "

@@ -69,6 +69,7 @@ class RNNScorer:
             raise ModelError(f"scorer '{name}' normalization constants have the wrong length")
         self.std = np.where(self.std > 1e-6, self.std, 1.0).astype(np.float32)
         self.steps = int(entry.get("steps", 200))
+        self.version = model_version(name, entry)  # what every score it makes records
         self._model: TFLiteModel = load_model(self.models_dir, name, threads)
         self._lock = threading.Lock()
 
@@ -106,7 +107,7 @@ class RNNScorer:
             probabilities=probs,
             confidence=float(p[k]),
             reasons=(f"RNN ({self.name}): {k} with probability {p[k]:.0%}",),
-            details={"model": self.name, "variant": self.variant},
+            details={"model": self.name, "variant": self.variant, "version": self.version},
         )
 
     def close(self) -> None:
@@ -114,6 +115,14 @@ class RNNScorer:
 
     def __repr__(self) -> str:
         return f"<RNNScorer {self.name} ({self.variant})>"
+
+
+def model_version(name: str, entry: dict[str, Any]) -> str:
+    """The version a score records: the manifest entry's ``version`` (site-installed models),
+    else the model name and its sha256 prefix (shipped models)."""
+    if entry.get("version"):
+        return str(entry["version"])
+    return f"{name}@{str(entry.get('sha256', ''))[:12] or 'unknown'}"
 
 
 def scorer_entry(models_dir: Path, name: str) -> dict[str, Any] | None:

@@ -1,10 +1,10 @@
-"""One blueprint per area: auth, live, results, history, status, export, api."""
+"""One blueprint per area: auth, live, results, history, status, export, validation, api."""
 
 from __future__ import annotations
 
 from flask import Blueprint
 
-from device.web.views import api, auth, export, history, live, results, status
+from device.web.views import api, auth, export, history, live, results, status, validation
 
 BLUEPRINTS: tuple[Blueprint, ...] = (
     auth.bp,
@@ -13,5 +13,6 @@ BLUEPRINTS: tuple[Blueprint, ...] = (
     history.bp,
     status.bp,
     export.bp,
+    validation.bp,
     api.bp,
 )
