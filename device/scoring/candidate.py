@@ -26,6 +26,7 @@ the same runtime that scores patients.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Sequence
@@ -67,11 +68,16 @@ def features_of(trials: Sequence[Trial], variant: Variant) -> np.ndarray:
     return np.stack([trial_features(t, variant) for t in trials]) if trials else np.zeros((0, 200, 0))
 
 
+@functools.lru_cache(maxsize=4)
 def reference_set(variant: Variant, per_class: int = REFERENCE_PER_CLASS) -> tuple[np.ndarray, np.ndarray]:
-    """(features [N, 200, F], scores) of the seeded kinematic reference trials."""
+    """(features [N, 200, F], scores) of the seeded kinematic reference trials (made once
+    per process; read-only arrays)."""
     made = make_trials(per_class, seed=REFERENCE_SEED, with_z=variant == "3d")
     feats = features_of([t for t, _ in made], variant)
-    return feats, np.array([int(info["score"]) for _, info in made], dtype=np.int64)
+    scores = np.array([int(info["score"]) for _, info in made], dtype=np.int64)
+    feats.flags.writeable = False
+    scores.flags.writeable = False
+    return feats, scores
 
 
 def compare(

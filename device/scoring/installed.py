@@ -258,7 +258,8 @@ def install_candidate(
             heldout = dict(rep.get("heldout") or {})
             if not heldout.get("candidate") or not heldout.get("current"):
                 raise ModelError(f"candidate report in {cand.path} has no held-out comparison")
-            if rep.get("current", {}).get("sha256") != cur_entry.get("sha256"):
+            compared = rep.get("current", {})
+            if compared.get("version") != cur_version or compared.get("sha256") != cur_entry.get("sha256"):
                 problems.append(
                     f"the report compares the candidate with {rep.get('current', {}).get('version')}, "
                     f"but this device uses {cur_version}: re-run flexscore train --from-store against "
