@@ -179,10 +179,15 @@ class Store:
     def _quick_check(self) -> None:
         """``PRAGMA quick_check`` on open: a damaged file is refused, never written to."""
         rows = self.conn.execute("PRAGMA quick_check").fetchall()
-        problems = [str(r[0]) for r in rows if str(r[0]) != "ok"]
+        problems = [
+            line.strip()
+            for r in rows
+            for line in str(r[0]).splitlines()
+            if line.strip() not in ("ok", "") and not line.startswith("***")
+        ]
         if problems:
             raise StoreCorruptError(
-                f"the trial store {self.path} is damaged (integrity check: {'; '.join(problems[:3])}); "
+                f"the trial store {self.path} is damaged (integrity check: {'; '.join(problems[:2])}); "
                 f"keep the file for recovery (sqlite3 {self.path.name} .recover) and start with a new one"
             )
 
