@@ -41,7 +41,7 @@ import shutil
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +51,12 @@ from tqdm import tqdm
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from device.trial.features import N_STEPS, NUM_FEATURES, trial_features  # noqa: E402
+from device.trial.features import (  # noqa: E402
+    N_STEPS,
+    NUM_FEATURES,
+    normalize_landmarks,
+    trial_features,
+)
 from device.trial.io import save_track_json  # noqa: E402
 from device.trial.synthetic import make_trial  # noqa: E402
 from device.trial.types import Trial  # noqa: E402
@@ -139,8 +144,8 @@ CLIPS = (
         fist=((0, 2),),
         # played backwards: open palm → four → three → two → one finger → fist
         cycles=((78, 0),),
-        # open → four → three → two fingers out, stop (ring + pinky flexed: "some fingers")
-        partial_paths=(tuple(range(78, 20, -1)),),
+        # open → four → three → two (→ one) fingers out, stop: "only some fingers" flex
+        partial_paths=(tuple(range(78, 34, -1)), tuple(range(78, 20, -1)), tuple(range(78, 5, -1))),
     ),
     Clip(
         "pixabay_reach",
@@ -173,6 +178,72 @@ def load_kazuhito(path: Path) -> dict[int, np.ndarray]:
     return {lab: data[data[:, 0] == lab, 1:].reshape(-1, 21, 2) for lab in (0, 1)}
 
 
+# --------------------------------------------------------------------------- label hygiene
+
+# The real material's labels are coarse (a gesture classifier's "Open" / "Close", frame
+# ranges read by eye). A pose or frame is used for a label only when its 2D geometry shows
+# what the clinical item means by it; the same checks apply to training and held-out data.
+OPEN_KEEP = 0.9  # an "open" clip frame keeps ≥ 90 % of its stretch's median openness
+OPEN_MIN_EXT = 0.85  # open pose: mean fingertip-to-palm-centre distance ≥ this (palm sizes)
+OPEN_MIN_TIP_ABOVE = 0.3  # open pose: every fingertip ≥ this above its MCP (palm axis)
+FIST_MAX_TIP = 0.65  # fist pose: every fingertip within this of the palm centre (real fists ≤ 0.5)
+PALM = [0, 5, 9, 13, 17]
+FINGER_TIPS = [8, 12, 16, 20]
+FINGER_MCPS = [5, 9, 13, 17]
+
+
+def pose_geometry(xy: np.ndarray) -> dict[str, np.ndarray]:
+    """2D hand-shape measures of poses [N, 21, 2] (pixels or any scale, y down).
+
+    ``tip_palm`` [N, 4]: fingertip (index…pinky) to palm-centre distance; ``tip_above``
+    [N, 4]: fingertip height above its MCP along the wrist→middle-MCP axis; ``ext`` [N]:
+    mean of ``tip_palm`` — all in palm sizes (features.palm_size), in-plane rotation free.
+    """
+    lm = np.concatenate([xy, np.zeros(xy.shape[:2] + (1,))], axis=2)
+    c = normalize_landmarks(lm, False)[..., :2]
+    centre = c[:, PALM].mean(axis=1)
+    tip_palm = np.linalg.norm(c[:, FINGER_TIPS] - centre[:, None], axis=-1)
+    tip_above = c[:, FINGER_TIPS, 1] - c[:, FINGER_MCPS, 1]
+    return {"tip_palm": tip_palm, "tip_above": tip_above, "ext": tip_palm.mean(axis=1)}
+
+
+def is_open_pose(xy: np.ndarray) -> np.ndarray:
+    g = pose_geometry(xy)
+    return np.asarray((g["ext"] >= OPEN_MIN_EXT) & (g["tip_above"].min(axis=1) >= OPEN_MIN_TIP_ABOVE))
+
+
+def is_fist_pose(xy: np.ndarray) -> np.ndarray:
+    return np.asarray(pose_geometry(xy)["tip_palm"].max(axis=1) <= FIST_MAX_TIP)
+
+
+def clean_open_ranges(clip: Clip, xy: np.ndarray) -> tuple[tuple[int, int], ...]:
+    """The clip's open stretches without the frames where the hand already closes.
+
+    The ranges in MANIFEST.md were read by eye; the 2D landmarks show the fingers starting
+    to bend a few frames earlier (hagrid_dynamic 14–17). Keep the runs (≥ 3 frames) whose
+    openness is ≥ ``OPEN_KEEP`` × the stretch's median.
+    """
+    ext = np.full(len(xy), np.nan)
+    ok = ~np.isnan(xy).any(axis=(1, 2))
+    ext[ok] = pose_geometry(xy[ok])["ext"]
+    out: list[tuple[int, int]] = []
+    for a, b in clip.open:
+        idx = np.arange(a, b + 1)
+        good = np.isfinite(ext[idx]) & (ext[idx] >= OPEN_KEEP * np.nanmedian(ext[idx]))
+        start = None
+        for i, g in zip(idx, good, strict=True):
+            if g and start is None:
+                start = int(i)
+            if (not g or i == b) and start is not None:
+                end = int(i) if g else int(i) - 1
+                if end - start >= 2:
+                    out.append((start, end))
+                start = None
+    if out != list(clip.open):
+        log.info("%s: open stretches %s → %s (frames already closing dropped)", clip.name, clip.open, out)
+    return tuple(out)
+
+
 # --------------------------------------------------------------------------- augmentation
 
 
@@ -199,6 +270,17 @@ def _sample(xy: np.ndarray, path: np.ndarray) -> np.ndarray:
     return np.asarray((1 - w) * xy[lo] + w * xy[hi])
 
 
+def foreshorten(rng: np.random.Generator, max_tilt_deg: float = 35.0) -> np.ndarray:
+    """A 2×2 map that approximates a small out-of-plane tilt of a flat-ish hand: the image
+    shrinks by cos(tilt) along a random direction (identity for 30 % of the trials)."""
+    if rng.random() < 0.3:
+        return np.eye(2)
+    phi = rng.uniform(0, np.pi)
+    k = np.cos(np.radians(rng.uniform(0.0, max_tilt_deg)))
+    r = np.array([[np.cos(phi), -np.sin(phi)], [np.sin(phi), np.cos(phi)]])
+    return np.asarray(r @ np.diag([k, 1.0]) @ r.T)
+
+
 def render(
     pts: np.ndarray,
     src_fps: float,
@@ -209,8 +291,9 @@ def render(
 ) -> Trial:
     """Turn a source-rate pose sequence [S, 21, 2] into an augmented 2D trial.
 
-    Speed (0.7–1.4×), output frame rate, any in-plane rotation, scale, position, mirror,
-    jitter and dropouts. The labels (MediaPipe handedness) swap when the image is mirrored.
+    Speed (0.7–1.4×), output frame rate, any in-plane rotation, a foreshortening (small
+    out-of-plane tilt), scale, position, mirror, jitter and dropouts. The labels (MediaPipe
+    handedness) swap when the image is mirrored.
     """
     speed = rng.uniform(0.7, 1.4)
     fps = float(rng.choice([15.0, 20.0, 25.0, 30.0]))
@@ -227,7 +310,7 @@ def render(
     s = target / max(size, 1e-6)
     th = rng.uniform(-np.pi, np.pi)
     rot = np.array([[np.cos(th), -np.sin(th)], [np.sin(th), np.cos(th)]])
-    p = (lm - centre) @ rot.T * s
+    p = (lm - centre) @ foreshorten(rng).T @ rot.T * s
     mirror = bool(rng.random() < 0.5)
     if mirror:
         p[..., 0] *= -1
@@ -260,27 +343,97 @@ def render(
 
 
 def _pad_open(clip: Clip, core: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Put still open-hand stretches before (and sometimes after) a movement path."""
+    """Still open-hand stretches before a movement path; the path goes back to open.
+
+    A path that ends closed (or part-way) is held there and, in 60 % of the trials, played
+    back to the open hand followed by another open stretch — never a jump to an open frame.
+    """
     a, b = clip.open[int(rng.integers(len(clip.open)))]
     pre = _pingpong(a, b, int(rng.uniform(0.3, 1.5) * clip.fps), rng)
-    post = _pingpong(a, b, int(rng.uniform(0.0, 1.2) * clip.fps), rng) if rng.random() < 0.6 else []
-    return np.concatenate([pre, core, np.asarray(post, dtype=float)])
+    parts = [pre, core]
+    back_open = any(lo <= core[-1] <= hi for lo, hi in clip.open)
+    if not back_open:
+        parts.append(np.full(int(rng.uniform(0.3, 1.5) * clip.fps), core[-1]))
+        if rng.random() < 0.6:
+            parts.append(core[::-1])
+            back_open = True
+    if back_open and rng.random() < 0.6:
+        parts.append(_pingpong(a, b, int(rng.uniform(0.2, 1.2) * clip.fps), rng))
+    return np.concatenate([np.asarray(p, dtype=float) for p in parts])
 
 
-def _blend_path(xy: np.ndarray, clip: Clip, alpha: float, rng: np.random.Generator) -> np.ndarray:
-    """An open pose moving part- or all the way to a fist pose and back, over time."""
+# Landmark → finger (0 thumb, 1–4 index…pinky); the wrist (−1) follows the mean.
+_FINGER_OF = np.array([-1, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4])
+_ALIGN_POINTS = [0, 1, 5, 9, 13, 17]
+
+
+def finger_alphas(score: int, rng: np.random.Generator) -> tuple[np.ndarray, str]:
+    """How far each finger (thumb, index…pinky) goes from the open towards the fist pose.
+
+    2: every finger ≥ 0.92 (thumb ≥ 0.6); 0: a trace (≤ 0.06); 1: all fingers part-way
+    (0.2–0.6, alike or each its own), or 1–3 fingers closing fully while the others stay.
+    """
+    if score == 2:
+        a = rng.uniform(0.92, 1.0, 5)
+        a[0] = rng.uniform(0.6, 1.0)
+        return a, "full_blend"
+    if score == 0:
+        return rng.uniform(0.0, 0.06) * rng.uniform(0.5, 1.0, 5), "trace_blend"
+    r = rng.random()
+    if r < 0.45:
+        return np.clip(rng.uniform(0.2, 0.55) * rng.uniform(0.85, 1.15, 5), 0.0, 0.62), "partial_all"
+    if r < 0.7:
+        return rng.uniform(0.2, 0.6, 5), "partial_mixed"
+    k = int(rng.integers(1, 4))
+    a = rng.uniform(0.0, 0.05, 5)
+    a[1 + rng.permutation(4)[:k]] = rng.uniform(0.9, 1.0, k)
+    a[0] = rng.uniform(0.0, 0.5)
+    return a, f"some_fingers_{k}"
+
+
+def blend_profile(n: int, fps: float, rng: np.random.Generator) -> np.ndarray:
+    """Progress [n, 5] of each finger over time: rest, min-jerk close (each finger lags a
+    little), hold, and in 60 % of the trials re-open."""
+    t = np.arange(n) / fps
+    t0, ramp, hold = rng.uniform(0.3, 1.5), rng.uniform(0.3, 1.8), rng.uniform(0.3, 1.5)
+    lag = rng.uniform(-0.15, 0.15, 5) * ramp
+    prog = _minjerk((t[:, None] - t0 - lag) / ramp)
+    if rng.random() < 0.6:
+        prog = prog * (1 - _minjerk((t[:, None] - t0 - lag - ramp - hold) / rng.uniform(0.4, 1.2)))
+    return np.asarray(prog)
+
+
+def align_to(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """``src`` poses [n, 21, 2] moved by the similarity that best fits their palm to ``dst``'s."""
+    a = src[:, _ALIGN_POINTS, 0] + 1j * src[:, _ALIGN_POINTS, 1]
+    b = dst[:, _ALIGN_POINTS, 0] + 1j * dst[:, _ALIGN_POINTS, 1]
+    ca, cb = a.mean(axis=1, keepdims=True), b.mean(axis=1, keepdims=True)
+    k = (np.conj(a - ca) * (b - cb)).sum(axis=1, keepdims=True) / np.maximum(
+        (np.abs(a - ca) ** 2).sum(axis=1, keepdims=True), 1e-9
+    )
+    z = (src[..., 0] + 1j * src[..., 1] - ca) * k + cb
+    return np.stack([z.real, z.imag], axis=-1)
+
+
+def blend_poses(
+    open_seq: np.ndarray, fist_seq: np.ndarray, alpha: np.ndarray, prog: np.ndarray
+) -> np.ndarray:
+    """Per-finger blend of open poses [n, 21, 2] towards (palm-aligned) fist poses."""
+    fist = align_to(fist_seq, open_seq)
+    w5 = prog * alpha  # [n, 5]
+    w = np.concatenate([w5[:, 1:].mean(axis=1, keepdims=True), w5[:, _FINGER_OF[1:]]], axis=1)
+    return np.asarray((1 - w[..., None]) * open_seq + w[..., None] * fist)
+
+
+def _blend_path(xy: np.ndarray, clip: Clip, score: int, rng: np.random.Generator) -> tuple[np.ndarray, str]:
+    """Real open frames moving per finger part- or all the way to a real fist frame."""
     a, b = clip.open[int(rng.integers(len(clip.open)))]
     fa, fb = clip.fist[int(rng.integers(len(clip.fist)))]
     n = int(rng.uniform(4.5, 7.0) * clip.fps)
-    open_idx = _pingpong(a, b, n, rng)
-    fist_idx = np.full(n, rng.uniform(fa, fb))
-    t = np.arange(n) / clip.fps
-    t0, ramp, hold = rng.uniform(0.3, 1.5), rng.uniform(0.4, 1.8), rng.uniform(0.3, 1.5)
-    prog = _minjerk((t - t0) / ramp)
-    if rng.random() < 0.6:
-        prog = prog * (1 - _minjerk((t - t0 - ramp - hold) / rng.uniform(0.4, 1.2)))
-    w = (alpha * prog)[:, None, None]
-    return np.asarray((1 - w) * _sample(xy, open_idx) + w * _sample(xy, fist_idx))
+    open_seq = _sample(xy, _pingpong(a, b, n, rng))
+    fist_seq = _sample(xy, np.full(n, rng.uniform(fa, fb)))
+    alpha, how = finger_alphas(score, rng)
+    return blend_poses(open_seq, fist_seq, alpha, blend_profile(n, clip.fps, rng)), how
 
 
 def clip_trials(
@@ -305,53 +458,49 @@ def clip_trials(
                 path = _pingpong(a, b, n, rng)
             add(_sample(xy, path), 0, "open_stretch")
         else:
-            add(_blend_path(xy, clip, rng.uniform(0.0, 0.06), rng), 0, "trace_blend")
+            add(*_blend_path(xy, clip, 0, rng)[:1], 0, "trace_blend")
         if clip.open_only:
             continue
-        # 2: a full cycle (real frames) or an open pose blended all the way to a fist
-        if clip.cycles and rng.random() < 0.6:
+        # 2: a full cycle (real frames) or open poses blended all the way to a fist
+        if clip.cycles and rng.random() < 0.5:
             c0, c1 = clip.cycles[int(rng.integers(len(clip.cycles)))]
             step = 1 if c1 >= c0 else -1
             core = np.arange(c0, c1 + step, step, dtype=float)
             add(_sample(xy, _pad_open(clip, core, rng)), 2, "full_cycle")
         else:
-            add(_blend_path(xy, clip, rng.uniform(0.92, 1.0), rng), 2, "full_blend")
-        # 1: part-way (real half-closed frames or a 25–60 % blend)
-        if clip.partial_paths and rng.random() < 0.5:
+            add(*_blend_path(xy, clip, 2, rng)[:1], 2, "full_blend")
+        # 1: part-way: real half-closed / some-fingers frames, or a per-finger blend
+        if clip.partial_paths and rng.random() < 0.4:
             core = np.asarray(clip.partial_paths[int(rng.integers(len(clip.partial_paths)))], float)
             add(_sample(xy, _pad_open(clip, core, rng)), 1, "partial_path")
         else:
-            add(_blend_path(xy, clip, rng.uniform(0.25, 0.6), rng), 1, "partial_blend")
+            pts, how = _blend_path(xy, clip, 1, rng)
+            add(pts, 1, how)
     return out
 
 
 def kazuhito_trials(
     poses: dict[int, np.ndarray], n_per_class: int, rng: np.random.Generator
 ) -> list[tuple[Trial, int, str]]:
-    """Real open poses moved over time towards a similar real closed pose (2D)."""
+    """Real open poses moved over time, finger by finger, towards a similar real fist (2D)."""
     opens, closes = poses[0], poses[1]
     palm = [0, 1, 5, 9, 13, 17]
     out: list[tuple[Trial, int, str]] = []
     for score in [0, 1, 2] * n_per_class:
         po = opens[int(rng.integers(len(opens)))]
         cand = closes[rng.choice(len(closes), size=min(60, len(closes)), replace=False)]
-        d = np.linalg.norm(cand[:, palm] - po[palm], axis=-1).mean(axis=1)
-        pc = cand[int(np.argmin(d))]
-        alpha = {0: rng.uniform(0.0, 0.06), 1: rng.uniform(0.2, 0.55), 2: rng.uniform(0.95, 1.0)}
+        d = np.linalg.norm(align_to(cand, np.broadcast_to(po, cand.shape))[:, palm] - po[palm], axis=-1)
+        pc = cand[int(np.argmin(d.mean(axis=1)))]
         fps = 25.0
         n = int(rng.uniform(4.5, 7.0) * fps)
-        t = np.arange(n) / fps
-        t0, ramp, hold = rng.uniform(0.3, 1.5), rng.uniform(0.3, 1.8), rng.uniform(0.3, 1.5)
-        prog = _minjerk((t - t0) / ramp)
-        if rng.random() < 0.6:
-            prog = prog * (1 - _minjerk((t - t0 - ramp - hold) / rng.uniform(0.4, 1.2)))
+        alpha, how = finger_alphas(score, rng)
+        prog = blend_profile(n, fps, rng)
         if score == 0 and rng.random() < 0.5:
-            prog = np.zeros(n)
-        w = (alpha[score] * prog)[:, None, None]
+            prog, how = np.zeros_like(prog), "still"
         # keypoints are wrist-relative in [-1, 1]: scale to ~200 px so render() sizes them
-        seq = ((1 - w) * po + w * pc) * 100.0
+        seq = blend_poses(np.repeat(po[None], n, 0), np.repeat(pc[None], n, 0), alpha, prog) * 100.0
         seq = seq + rng.normal(0, 0.4, seq.shape).cumsum(axis=0) * 0.05  # slow drift
-        out.append((render(seq, fps, rng, labels=None), score, f"blend_{score}"))
+        out.append((render(seq, fps, rng, labels=None), score, how))
     return out
 
 
@@ -415,15 +564,30 @@ def build(args: argparse.Namespace) -> dict[str, Any]:
         n_clip = 20 if args.small else args.per_clip
         for clip in CLIPS:
             xy, hands = load_reference_csv(data / clip.csv)
+            cleaned = replace(clip, open=clean_open_ranges(clip, xy))
             split = "heldout" if clip.name in HELDOUT_CLIPS else "train"
             add_many(
-                lambda c=clip, x=xy, h=hands: clip_trials(c, x, h, n_clip, rng), split, clip.name, clip.name
+                lambda c=cleaned, x=xy, h=hands: clip_trials(c, x, h, n_clip, rng),
+                split,
+                clip.name,
+                clip.name,
             )
         poses = load_kazuhito(data / "landmarks" / "kazuhito_keypoint.csv")
         train_p, test_p = {}, {}
         for lab, arr in poses.items():
             cut = int(len(arr) * 0.8)  # contiguous: neighbouring rows are near-duplicates
-            train_p[lab], test_p[lab] = arr[:cut], arr[cut:]
+            # the split is made first, the geometry check (label hygiene) after, per part
+            keep = is_open_pose(arr) if lab == 0 else is_fist_pose(arr)
+            train_p[lab], test_p[lab] = arr[:cut][keep[:cut]], arr[cut:][keep[cut:]]
+            log.info(
+                "kazuhito %s poses: train %d of %d, held-out %d of %d pass the %s check",
+                "open" if lab == 0 else "closed",
+                len(train_p[lab]),
+                cut,
+                len(test_p[lab]),
+                len(arr) - cut,
+                "open-hand" if lab == 0 else "fist",
+            )
         n_k, n_k_test = (20, 20) if args.small else (args.kazuhito, args.kazuhito_test)
         add_many(lambda: kazuhito_trials(train_p, n_k, rng), "train", "kazuhito", "kazuhito")
         add_many(lambda: kazuhito_trials(test_p, n_k_test, rng), "heldout", "kazuhito", "kazuhito_test")

@@ -4,12 +4,15 @@ Per finger (index, middle, ring, pinky) and per resampled step, a *closure* in [
 
 * with z (3D): the sum of the MCP, PIP and DIP bend angles, 0 at ``OPEN_BEND`` and 1 at
   ``FIST_BEND`` (a fist bends the three joints by ≈ 85° + 100° + 70°);
-* without z (2D): how far the fingertip has travelled down the palm axis, from its most
+* without z (2D): the larger of two measures, so a fist seen from the palm or from the
+  side both count — how far the fingertip has travelled down the palm axis, from its most
   extended position in the trial (at least ``MIN_OPEN_2D`` palm sizes above its MCP) to
-  ``FIST_2D`` (a fist's fingertip lies ≈ 0.3 palm sizes below its MCP in a palm view).
+  ``FIST_2D`` (a fist's fingertip lies ≈ 0.2–0.3 palm sizes below its MCP in a palm view);
+  and how far it has come towards the palm centre, from its farthest (at least
+  ``MIN_OPEN_DIST_2D``) to ``FIST_DIST_2D`` (real fists: index ≈ 0.45, others 0.1–0.3).
 
-The curves are smoothed over ``SMOOTH_STEPS`` steps. A finger's *peak* is its 95th
-percentile closure, its *excursion* its closing movement: the larger of (a) the peak minus
+The curves are smoothed over ``SMOOTH_STEPS`` steps. A finger's *peak* is the maximum of
+its smoothed closure, its *excursion* its closing movement: the larger of (a) the peak minus
 the lowest closure before the first maximum and (b) the most that the closure, smoothed
 further over ``CLOSING_SMOOTH_STEPS`` (so jitter does not count), rises above its lowest
 value before that moment. (b) credits a trial that starts in a fist, opens and closes
@@ -57,6 +60,10 @@ OPEN_BEND = 0.15
 FIST_BEND = 1.30
 MIN_OPEN_2D = 0.8
 FIST_2D = -0.25
+# 2D, second measure: fingertip to palm centre (mean of wrist and MCPs), palm sizes.
+MIN_OPEN_DIST_2D = 1.2
+FIST_DIST_2D = 0.45
+PALM_POINTS = (0, 5, 9, 13, 17)
 SMOOTH_STEPS = 15
 CLOSING_SMOOTH_STEPS = 31
 
@@ -81,8 +88,14 @@ def _smooth(x: np.ndarray, k: int) -> np.ndarray:
     return np.stack([np.convolve(xp[:, j], kernel, mode="valid") for j in range(x.shape[1])], 1)
 
 
-def finger_closure(trial: Trial, steps: int = N_STEPS) -> tuple[np.ndarray, str]:
-    """Closure [steps, 4] of index…pinky and the method used ("3d" or "2d")."""
+def finger_closure_bounds(trial: Trial, steps: int = N_STEPS) -> tuple[np.ndarray, np.ndarray, str]:
+    """(closure [steps, 4], cautious closure [steps, 4], method) of index…pinky.
+
+    In 2D the closure is the larger of the two measures (a fist seen from the palm or the
+    side counts as closed) and the cautious closure the smaller one (a finger counts as
+    *moving* only when both its height and its distance to the palm change — a hand turning
+    towards the camera changes one of them). In 3D both are the bend-angle closure.
+    """
     if trial.num_frames < 2 or trial.duration <= 0:
         raise InputError(
             f"a trial needs at least 2 frames over a positive time span (got {trial.num_frames} frame(s))"
@@ -91,16 +104,37 @@ def finger_closure(trial: Trial, steps: int = N_STEPS) -> tuple[np.ndarray, str]
     if trial.has_z:
         bend = bend_angles(lm)  # [steps, 15]; fingers start at column 3
         sums = bend[:, 3:].reshape(steps, 4, 3).sum(axis=2)
-        closure = (sums - OPEN_BEND) / (FIST_BEND - OPEN_BEND)
-        method = "3d"
-    else:
-        lm[..., 2] = 0.0
-        canon = normalize_landmarks(lm, trial_is_left(trial))
-        rel = canon[:, list(TIPS), 1] - canon[:, list(MCPS), 1]  # tip above its MCP
-        top = np.maximum(rel.max(axis=0), MIN_OPEN_2D)
-        closure = (top - rel) / (top - FIST_2D)
-        method = "2d"
-    return np.clip(_smooth(closure, SMOOTH_STEPS), 0.0, 1.0), method
+        closure = np.clip(_smooth((sums - OPEN_BEND) / (FIST_BEND - OPEN_BEND), SMOOTH_STEPS), 0.0, 1.0)
+        return closure, closure, "3d"
+    lm[..., 2] = 0.0
+    canon = normalize_landmarks(lm, trial_is_left(trial))[..., :2]
+    rel = canon[:, list(TIPS), 1] - canon[:, list(MCPS), 1]  # tip above its MCP
+    top = np.maximum(rel.max(axis=0), MIN_OPEN_2D)
+    by_height = (top - rel) / (top - FIST_2D)
+    centre = canon[:, list(PALM_POINTS)].mean(axis=1, keepdims=True)
+    dist = np.linalg.norm(canon[:, list(TIPS)] - centre, axis=-1)  # tip to palm centre
+    far = np.maximum(dist.max(axis=0), MIN_OPEN_DIST_2D)
+    by_distance = (far - dist) / (far - FIST_DIST_2D)
+    upper = np.clip(_smooth(np.maximum(by_height, by_distance), SMOOTH_STEPS), 0.0, 1.0)
+    lower = np.clip(_smooth(np.minimum(by_height, by_distance), SMOOTH_STEPS), 0.0, 1.0)
+    return upper, lower, "2d"
+
+
+def finger_closure(trial: Trial, steps: int = N_STEPS) -> tuple[np.ndarray, str]:
+    """Closure [steps, 4] of index…pinky and the method used ("3d" or "2d")."""
+    closure, _cautious, method = finger_closure_bounds(trial, steps)
+    return closure, method
+
+
+def _excursion(closure: np.ndarray) -> np.ndarray:
+    """Per finger: the larger of the peak minus the lowest closure before it and the most
+    the (further smoothed) closure rises above its running minimum."""
+    peak = closure.max(axis=0)
+    peak_idx = np.argmax(closure, axis=0)
+    base = np.array([closure[: i + 1, f].min() for f, i in enumerate(peak_idx)])
+    slow = _smooth(closure, CLOSING_SMOOTH_STEPS)
+    closing = (slow - np.minimum.accumulate(slow, axis=0)).max(axis=0)
+    return np.asarray(np.clip(np.maximum(peak - base, np.minimum(closing, peak)), 0.0, 1.0))
 
 
 class RuleScorer:
@@ -112,16 +146,12 @@ class RuleScorer:
         self.thresholds = thresholds or RuleThresholds()
 
     def measure(self, trial: Trial) -> dict[str, Any]:
-        closure, method = finger_closure(trial)
-        peak_idx = np.argmax(closure, axis=0)
-        peak = np.percentile(closure, 90, axis=0)
-        base = np.array([closure[: i + 1, f].min() for f, i in enumerate(peak_idx)])
-        slow = _smooth(closure, CLOSING_SMOOTH_STEPS)
-        closing = (slow - np.minimum.accumulate(slow, axis=0)).max(axis=0)
+        closure, cautious, method = finger_closure_bounds(trial)
         return {
             "method": method,
-            "peak": peak,
-            "excursion": np.clip(np.maximum(peak - base, np.minimum(closing, peak)), 0.0, 1.0),
+            "peak": closure.max(axis=0),  # the curve is already smoothed over SMOOTH_STEPS
+            "excursion": _excursion(closure),
+            "moved": _excursion(cautious),
             "start": closure[:10].mean(axis=0),
         }
 
@@ -133,11 +163,11 @@ class RuleScorer:
         if peak.min() >= th.full and exc.mean() >= th.full_excursion:
             score = 2
             why = f"all four fingers closed fully (peak closure {fingers})"
-        elif exc.max() < (trace := th.trace_3d if m["method"] == "3d" else th.trace_2d):
+        elif m["moved"].max() < (trace := th.trace_3d if m["method"] == "3d" else th.trace_2d):
             score = 0
             why = (
                 f"no finger moved more than {trace:.0%} of its range "
-                f"(largest {exc.max():.0%}): no active flexion or only a trace"
+                f"(largest {m['moved'].max():.0%}): no active flexion or only a trace"
             )
         else:
             score = 1
