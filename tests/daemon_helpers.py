@@ -95,6 +95,10 @@ class Daemon:
         with self._opener.open(self.base + path, timeout=timeout) as r:
             return json.load(r)
 
+    def open(self, path: str, timeout: float = 10.0) -> Any:
+        """An open response (for streams); the caller closes it."""
+        return self._opener.open(self.base + path, timeout=timeout)
+
     def status(self) -> dict[str, Any]:
         doc: dict[str, Any] = self.get("/api/status")
         return doc

@@ -8,6 +8,7 @@ open and the WAL folded into the database file.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -59,10 +60,16 @@ def test_a_pressed_trial_is_scored_stored_served_and_sigterm_stops_cleanly(daemo
     assert [t["id"] for t in api] == [last["id"]]
     assert api[0]["status"] == "scored"
 
+    viewer = daemon.open("/stream.mjpg")  # a live viewer is connected at SIGTERM
+    assert b"image/jpeg" in viewer.read(4096)
     rc, took = daemon.terminate()
     assert rc == 0, daemon.output()[-3000:]
     assert took < STOP_LIMIT_S, f"SIGTERM took {took:.1f} s"
     assert "flexscore: stopped" in daemon.output()
+    with contextlib.suppress(OSError):
+        while viewer.read(65536):  # the stream was ended, not left hanging
+            pass
+    viewer.close()
     assert (
         db_rows(daemon.db, "SELECT COUNT(*) FROM trials WHERE status IN ('recording', 'scoring')")[0][0] == 0
     )
