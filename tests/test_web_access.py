@@ -39,6 +39,8 @@ MATRIX: list[tuple[str, str, tuple[int, int, int]]] = [
     ("GET", "/export/fhir/P001/{day}.json", (302, 403, 200)),
     ("GET", f"/export/trials/{OLD}/landmarks.json", (302, 403, 200)),
     ("GET", f"/export/trials/{OLD}/landmarks.npz", (302, 403, 200)),
+    ("GET", "/validation", (302, 403, 200)),
+    ("GET", "/validation/report.json", (302, 403, 200)),
     ("GET", "/api/status", (200, 200, 200)),
     ("GET", "/api/session", (200, 200, 200)),
     ("GET", "/api/trials", (401, 403, 200)),

@@ -15,7 +15,7 @@ from werkzeug.wrappers import Response
 from device.config import WebConfig
 from device.store import Store, TrialRecord
 from device.web.live import StreamLimiter
-from device.web.security import RANK, LoginLimiter, new_csrf_token, same_token
+from device.web.security import RANK, LoginLimiter, SessionRegistry, new_csrf_token, same_token
 from device.web.services import WebServices
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,7 @@ class WebState:
     login_limiter: LoginLimiter
     streams: StreamLimiter
     stopping: threading.Event = field(default_factory=threading.Event)
+    sessions: SessionRegistry = field(default_factory=SessionRegistry)
 
 
 def state() -> WebState:
@@ -51,8 +52,11 @@ def store() -> Store:
 
 
 def role() -> str | None:
+    """The session's role, if its server-side id is still live (see SessionRegistry)."""
     r = session.get("role")
-    return r if r in ("patient", "clinician") else None
+    if r not in ("patient", "clinician"):
+        return None
+    return r if state().sessions.valid(session.get("sid"), r) else None
 
 
 def is_api() -> bool:

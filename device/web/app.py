@@ -11,6 +11,7 @@ from typing import Any
 
 from flask import Flask, render_template, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import IntegerConverter
 from werkzeug.wrappers import Response
 
 from device import __version__
@@ -18,7 +19,13 @@ from device.config import WebConfig
 from device.web import access
 from device.web.access import WebState, is_api, json_error
 from device.web.live import StreamLimiter
-from device.web.security import SECRET_FILE_NAME, LoginLimiter, configured_hash, load_secret_key
+from device.web.security import (
+    SECRET_FILE_NAME,
+    LoginLimiter,
+    SessionRegistry,
+    configured_hash,
+    load_secret_key,
+)
 from device.web.services import WebServices
 from device.web.views import BLUEPRINTS
 
@@ -35,6 +42,15 @@ ERROR_TEXT = {
     500: "Something went wrong on the appliance.",
     503: "The appliance is busy. Try again in a moment.",
 }
+
+
+class RowIdConverter(IntegerConverter):
+    """``<int:…>`` in every route: 0 … 2⁶³−1, what an SQLite row id can be. A larger number in
+    a URL is "not found" (404), not an OverflowError deep in the store (500)."""
+
+    def __init__(self, url_map: Any, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("max", 2**63 - 1)
+        super().__init__(url_map, *args, **kwargs)
 
 
 def _secret_key(
@@ -92,7 +108,9 @@ def create_app(
         password_hash=password_hash,
         login_limiter=LoginLimiter(cfg.login_max_attempts, cfg.login_window_s),
         streams=StreamLimiter(cfg.max_streams),
+        sessions=SessionRegistry(cfg.session_minutes * 60.0),
     )
+    app.url_map.converters["int"] = RowIdConverter  # before any route is added
     access.init_app(app)
     app.jinja_env.globals["software_version"] = __version__
     for bp in BLUEPRINTS:

@@ -138,6 +138,58 @@ def same_token(expected: str | None, given: str | None) -> bool:
     return hmac.compare_digest(expected.encode(), given.encode())
 
 
+class SessionRegistry:
+    """Server-side session ids: issued at each login, checked on every request, revoked at logout.
+
+    The session cookie is signed but lives on the client; without this a copy of it would stay
+    valid after logout until it expires. Each login gets a fresh random id (so a session id
+    planted before login is worthless: no fixation), logout revokes it, and a restart of the
+    daemon ends every session. At most ``max_sessions`` live at once (the oldest go first)."""
+
+    def __init__(
+        self,
+        lifetime_s: float = 8 * 3600.0,
+        *,
+        max_sessions: int = 1000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.lifetime_s = lifetime_s
+        self.max_sessions = max_sessions
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._live: dict[str, tuple[str, float]] = {}  # sid → (role, expiry); insertion-ordered
+
+    def new(self, role: str) -> str:
+        sid = secrets.token_urlsafe(24)
+        with self._lock:
+            now = self.clock()
+            self._live = {k: v for k, v in self._live.items() if v[1] > now}
+            while len(self._live) >= self.max_sessions:
+                self._live.pop(next(iter(self._live)))
+            self._live[sid] = (role, now + self.lifetime_s)
+        return sid
+
+    def valid(self, sid: object, role: str) -> bool:
+        if not isinstance(sid, str):
+            return False
+        with self._lock:
+            entry = self._live.get(sid)
+            if entry is None:
+                return False
+            if entry[1] <= self.clock():
+                del self._live[sid]
+                return False
+            return hmac.compare_digest(entry[0], role)
+
+    def revoke(self, sid: object) -> None:
+        if isinstance(sid, str):
+            with self._lock:
+                self._live.pop(sid, None)
+
+    def __len__(self) -> int:
+        return len(self._live)
+
+
 @dataclass
 class LoginLimiter:
     """At most ``max_attempts`` failed logins per client within ``window_s`` seconds."""

@@ -22,7 +22,10 @@ def _safe_next(target: str | None) -> str:
 
 
 def _start_session(new_role: str) -> None:
-    session.clear()  # no session fixation: a fresh session (and CSRF token) per login
+    st = state()
+    st.sessions.revoke(session.get("sid"))
+    session.clear()  # no session fixation: a fresh session id (and CSRF token) per login
+    session["sid"] = st.sessions.new(new_role)
     session["role"] = new_role
     session.permanent = True
     csrf_token()
@@ -71,6 +74,7 @@ def login_patient() -> Response:
 
 @bp.post("/logout")
 def logout() -> Response:
+    state().sessions.revoke(session.get("sid"))  # a copy of the old cookie is worthless now
     session.clear()
     flash("Logged out.", "info")
     return redirect(url_for("auth.login"))
