@@ -41,6 +41,7 @@ from device.trial.features import N_STEPS, Variant, feature_names, trial_feature
 log = logging.getLogger(__name__)
 
 DEFAULT_CONFIG: dict[str, Any] = {"units": 32, "dropout": 0.2, "epochs": 40, "batch": 64, "patience": 6}
+MIN_TRIALS = 10  # labelled trials below which training is refused outright
 SMALL_CONFIG: dict[str, Any] = {"units": 16, "dropout": 0.2, "epochs": 3, "batch": 64, "patience": 2}
 
 
@@ -220,10 +221,7 @@ def keras_from_tflite(path: Path, n_features: int, dropout: float = 0.2, lr: flo
     from device.vision.runtime import interpreter_class
 
     cls, _ = interpreter_class()
-    try:
-        interp = cls(model_path=str(path), experimental_preserve_all_tensors=True)
-    except TypeError:  # tflite-runtime without that argument
-        interp = cls(model_path=str(path))
+    interp = cls(model_path=str(path))  # constant tensors stay readable after allocation
     interp.allocate_tensors()
     details = {int(d["index"]): d for d in interp.get_tensor_details()}
 
@@ -369,10 +367,15 @@ def train_from_store(
         data = labelled_dataset(st, variant)
     counts = _counts(data.y)
     log.info("%d labelled trials usable (%s), %d skipped", len(data.y), counts, data.skipped)
-    if min(counts.values()) < 2:
+    if len(data.y) < MIN_TRIALS or sum(v >= 2 for v in counts.values()) < 2:
         raise InputError(
-            f"the store has too few labelled trials per score to train and hold out ({counts}); "
-            "every score 0, 1 and 2 needs at least 2 (many more for a useful model)"
+            f"the store has too few usable labelled trials to train and hold out ({counts}, "
+            f"{data.skipped} unusable): at least {MIN_TRIALS}, two scores with 2 or more each "
+            "(and many more for a useful model)"
+        )
+    if min(counts.values()) == 0:
+        log.warning(
+            "the labels never use some score (%s): the install gate will refuse this candidate", counts
         )
     tr_idx, held_idx = stratified_split(data.y, heldout, seed)
     x_tr, y_tr = data.x[tr_idx], data.y[tr_idx]
