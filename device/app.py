@@ -256,7 +256,7 @@ class FlexscoreApp:
     def _start_web(self) -> None:
         from waitress import create_server
 
-        from device.web import check_bind, create_app, ensure_password, waitress_threads
+        from device.web import check_bind, create_app, ensure_password, waitress_options
 
         check_bind(self.host, self.config.web)
         web_cfg, self.generated_password = ensure_password(self.config.web)
@@ -266,8 +266,7 @@ class FlexscoreApp:
             app,
             host=self.host,
             port=self.port,
-            threads=waitress_threads(self.config.web.max_streams),
-            ident="flexscore",
+            **waitress_options(self.config.web),  # threads per viewer, bounded output buffers
         )
         self.port = int(self.web_server.effective_port)
         self._web_thread = threading.Thread(target=self.web_server.run, name="web", daemon=True)
