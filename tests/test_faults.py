@@ -221,6 +221,7 @@ def test_sqlite_full_during_the_outcome_write_loses_nothing_stored(tmp_path: Pat
 # ---------------------------------------------------------------------------------- database
 
 
+@pytest.mark.slow
 def test_a_locked_database_refuses_the_trial_then_recovers(
     make_app: Callable[..., FlexscoreApp], clip: list[np.ndarray]
 ) -> None:
