@@ -141,7 +141,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         while not stop.wait(min(interval, 5.0)):
             if app.watchdog is not None and app.watchdog.is_alive():
                 sdnotify.watchdog()
-            sdnotify.status(f"{app.status().get('state')} camera {app.status().get('camera')}")
+            st = app.status()
+            problem = f"; store: {st['store_error']}" if st.get("store_error") else ""
+            sdnotify.status(f"{st.get('state')} camera {st.get('camera')}{problem}")
     finally:
         app.stop()
         for sig, handler in previous.items():
