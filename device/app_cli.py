@@ -142,7 +142,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             if app.watchdog is not None and app.watchdog.is_alive():
                 sdnotify.watchdog()
             st = app.status()
-            problem = f"; store: {st['store_error']}" if st.get("store_error") else ""
+            problem = f"; store: {app.last_store_error}" if app.last_store_error else ""
             sdnotify.status(f"{st.get('state')} camera {st.get('camera')}{problem}")
     finally:
         app.stop()
