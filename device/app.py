@@ -112,6 +112,7 @@ class FlexscoreApp:
         self.stop_event = threading.Event()
         self.started_at = time.monotonic()  # uptime is a duration: immune to clock jumps
         self.min_free_bytes = MIN_FREE_BYTES
+        self.safe = False  # shutdown-safe idle after a long press
         # components, in start order; None until started
         self._store: Store | None = None
         self.tracker: HandTracker | None = None
@@ -175,7 +176,7 @@ class FlexscoreApp:
                 on_press=self._button,
                 on_long_press=self._long_press,
             )
-            self.recorder.add_listener(self.panel.on_recorder_change)
+            self.recorder.add_listener(self._panel_change)
         from device.web.live import LiveFrames
 
         self.live = LiveFrames()
@@ -240,6 +241,7 @@ class FlexscoreApp:
         with a reason when the disk is full (the trial shows as rejected with it)."""
         if self.recorder is None:
             return "stopped"
+        self.safe = False
         if not self.recorder.busy:
             reason = self.refusal()
             if reason is not None:
@@ -250,8 +252,33 @@ class FlexscoreApp:
         return str(self.recorder.press(origin=origin))
 
     def _long_press(self) -> None:
+        """Shutdown-safe idle: cancel a running trial, fold the WAL into the database file,
+        LED off. Power can be pulled now; the next press leaves it."""
         if self.recorder is not None:
-            self.recorder.cancel("long_press")
+            self.recorder.cancel("cancelled with a long press")
+        if self._store is not None:
+            try:
+                self._store.checkpoint()
+            except StoreError as exc:
+                log.error("shutdown-safe idle: %s", exc)
+                return
+        self.safe = True
+        log.info("shutdown-safe idle: the appliance may be switched off")
+        if self.panel is not None:
+            from device.panel.patterns import PanelState
+
+            self.panel.show(PanelState.SAFE)
+
+    def _panel_change(self, change: StateChange) -> None:
+        """The LED follows the recorder, except that idle stays "safe" after a long press."""
+        if self.panel is None:
+            return
+        if self.safe and str(change.new) == "idle":
+            from device.panel.patterns import PanelState
+
+            self.panel.show(PanelState.SAFE)
+            return
+        self.panel.on_recorder_change(change)
 
     def _start_web(self) -> None:
         from waitress import create_server
@@ -478,6 +505,7 @@ class FlexscoreApp:
         if self.recorder is None:
             return False
         side = check_side(side)
+        self.safe = False
         if not self.recorder.busy:
             reason = self.refusal()
             if reason is not None:

@@ -24,7 +24,7 @@ from gpiozero.pins.mock import MockFactory
 
 from device.app import FlexscoreApp, send_control
 from device.camera import FrameSource, SyntheticSource, open_source
-from device.config import CameraConfig, Config
+from device.config import CameraConfig, Config, PanelConfig
 from device.errors import InputError
 from device.store import NewScore, RecorderSink, Store
 from device.trial.recorder import RecorderState, TrialRecorder
@@ -51,9 +51,11 @@ def clip_source(clip: list[np.ndarray]) -> SyntheticSource:
 def make_app(tmp_path: Path) -> Iterator[Callable[..., FlexscoreApp]]:
     apps: list[FlexscoreApp] = []
 
-    def make(factory: Callable[[], FrameSource], *, camera: CameraConfig = FAST_CAMERA) -> FlexscoreApp:
+    def make(
+        factory: Callable[[], FrameSource], *, camera: CameraConfig = FAST_CAMERA, **sections: Any
+    ) -> FlexscoreApp:
         app = FlexscoreApp(
-            Config(camera=camera),
+            Config(camera=camera, **sections),
             state_dir=tmp_path / "state",
             pin_factory=MockFactory(),
             source_factory=factory,
@@ -338,3 +340,34 @@ def test_uptime_is_measured_on_the_monotonic_clock(
     real = time.time
     monkeypatch.setattr(time, "time", lambda: real() - 7200)  # the clock goes back 2 h
     assert 0 <= app.system_info().uptime_s < 600
+
+
+# ---------------------------------------------------------------------------------- power
+
+
+def test_a_long_press_makes_pulling_the_plug_safe(
+    tmp_path: Path, make_app: Callable[..., FlexscoreApp]
+) -> None:
+    """Shutdown-safe idle: the running trial is cancelled, the WAL is folded into the
+    database file (so the file alone holds every trial), the LED goes off and stays off."""
+    panel = PanelConfig(long_press_s=0.2, bounce_s=0)
+    app = make_app(lambda: SyntheticSource(64, 48, 30.0, paced=True), panel=panel)
+    assert app.panel is not None and app.recorder is not None
+    tid = app.store.begin_trial(side="left", origin="seed")
+    app.store.finish_trial(tid, "scored", score=NewScore(final_score=1))
+    assert app._press() == "countdown"
+    button = app.panel.button.pin  # gpiozero's mock pin behind the configured button
+    button.drive_low()  # held down…
+    wait_for(lambda: app.safe, 10, "the long press")
+    button.drive_high()
+    rec = app.recorder
+    assert rec.info is not None and rec.info.reasons[0].code == "cancelled"
+    wal = app.store.path.with_name("flexscore.db-wal")
+    assert not wal.exists() or wal.stat().st_size == 0
+    copy = tmp_path / "only-the-db-file.db"  # what survives if the WAL were lost with power
+    copy.write_bytes(app.store.path.read_bytes())
+    with Store(copy) as s:
+        assert [t.id for t in s.list_trials()] == [tid]
+    wait_for(lambda: rec.state is RecorderState.IDLE, 10, "idle after the cancel")
+    assert str(app.panel.history[-1][0]) == "safe"  # still off: the recorder's idle did not undo it
+    assert app._press() == "countdown" and not app.safe
