@@ -184,7 +184,7 @@ class Monitor(threading.Thread):
                 self._start_trial()
 
     def _start_trial(self) -> None:
-        body = json.dumps({"patient_code": "LOAD01", "side": "right"}).encode()
+        body = json.dumps({"patient_code": "LOAD01"}).encode()  # side not set: not checked
         hdrs = {"Content-Type": "application/json", "X-CSRF-Token": self.csrf}
         try:
             status, _, _ = self.client.request("POST", "/api/trials/start", body, hdrs)

@@ -28,6 +28,13 @@ echo "== ruff" >&2
 "$venv/bin/ruff" check device tests scripts
 echo "== mypy" >&2
 "$venv/bin/mypy"
+echo "== pip-audit (device dependencies)" >&2
+# 0 clean, 1 known vulnerabilities (fails the run), 3 vulnerability data unreachable: a loud
+# warning (FLEXSCORE_AUDIT=required makes it a failure), never a silent pass.
+set +e
+"$venv/bin/python" scripts/audit_deps.py
+audit=$?
+set -e
 echo "== pytest" >&2
 set +e
 "$venv/bin/python" -m pytest -W error "$@"
@@ -36,5 +43,12 @@ set -e
 if [ $rc -eq 5 ]; then
     echo "flexscore: pytest collected no tests — that is a failure" >&2
     exit 1
+fi
+if [ $audit -eq 3 ]; then
+    echo "flexscore: WARNING: the device dependencies were NOT audited (vulnerability data unreachable)" >&2
+    [ "${FLEXSCORE_AUDIT:-}" = required ] && exit 1
+elif [ $audit -ne 0 ]; then
+    echo "flexscore: the dependency audit failed (exit $audit): see '== pip-audit' above" >&2
+    [ $rc -eq 0 ] && rc=1
 fi
 exit $rc

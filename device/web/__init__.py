@@ -54,5 +54,8 @@ def waitress_options(cfg: WebConfig) -> dict[str, Any]:
     return {
         "threads": waitress_threads(cfg.max_streams),
         "outbuf_high_watermark": OUTBUF_HIGH_WATERMARK,  # < outbuf_overflow: never a temp file
+        # waitress buffers a chunked body whole (default up to 1 GB, spilled to disk) before
+        # the app sees it: refuse past the app's own limit while it is still arriving
+        "max_request_body_size": cfg.max_request_kb * 1024,
         "ident": "flexscore",
     }

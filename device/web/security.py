@@ -25,6 +25,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -197,6 +198,7 @@ class LoginLimiter:
     max_attempts: int
     window_s: float
     clock: Callable[[], float] = time.monotonic
+    MAX_CLIENTS: ClassVar[int] = 10_000
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -221,8 +223,17 @@ class LoginLimiter:
         with self._lock:
             now = self.clock()
             self._prune(key, now).append(now)
-            if len(self._fails) > 10_000:  # bound memory against address sprays
-                self._fails = {k: v for k, v in self._fails.items() if v}
+            if len(self._fails) > self.MAX_CLIENTS:  # bound memory against address sprays
+                live = {k: q for k, q in self._fails.items() if q and now - q[-1] < self.window_s}
+                if len(live) > self.MAX_CLIENTS:  # still too many: keep the newest half
+                    newest = sorted(live, key=lambda k: live[k][-1], reverse=True)
+                    live = {k: live[k] for k in newest[: self.MAX_CLIENTS // 2]}
+                self._fails = live
+
+    def tracked(self) -> int:
+        """Clients with failures on record (bounded by ``MAX_CLIENTS``)."""
+        with self._lock:
+            return len(self._fails)
 
     def succeeded(self, key: str) -> None:
         with self._lock:
