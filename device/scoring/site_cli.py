@@ -64,7 +64,12 @@ def register(subparsers: Any) -> None:
                    "(default: the installed ones of --state-dir, else the shipped models/)")  # fmt: skip
     p.add_argument("--heldout", type=float, default=0.3, help="held-out share per score (default 0.3)")
     p.add_argument("--seed", type=int, default=1234)
-    p.add_argument("--epochs", type=int, default=None, help="training epochs (default 30, --small 3)")
+    p.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="most training epochs (default 40 with early stopping; --small 3)",
+    )
     p.add_argument("--small", action="store_true", help="tiny configuration (tests, CI)")
     _common(p)
     p.set_defaults(func=run_train)
