@@ -68,6 +68,11 @@ def test_report_matches_a_hand_computation(site: tuple[Path, list[Stored]]) -> N
     assert o["n"] == len(stored)
     assert o["pairs"] == len(pairs) >= MIN_MEANINGFUL
     assert o["confusion"] == cm
+    table = np.array(o["outcomes"])  # with "not scorable" (index 3) on both sides
+    assert table[:3, :3].tolist() == cm
+    assert table.sum() == len(stored)
+    assert table[3].sum() == sum(s.label is None for s in stored)
+    assert table[:, 3].sum() == sum(s.kit is None for s in stored)
     assert o["qwk"] == pytest.approx(kappa, abs=1e-4)
     assert o["exact_agreement"] == pytest.approx(sum(a == b for a, b in pairs) / len(pairs), abs=1e-4)
     for k in range(3):

@@ -6,6 +6,7 @@ computes, in plain numpy, over the trials that carry a clinician label:
 
 * counts per score (clinician and kit; "not scorable" counted apart),
 * the confusion matrix (rows: clinician 0/1/2, columns: kit 0/1/2) over the trials both scored,
+  and the full outcome table with "not scorable" on both sides (``outcomes``, 4 × 4),
 * exact agreement and quadratic weighted kappa (:mod:`device.scoring.metrics`) with a seeded
   percentile-bootstrap 95 % interval (trials resampled with replacement),
 * per-class recall (the kit's hit rate for each clinician score),
@@ -173,12 +174,16 @@ def summarize_group(
     kit_scored = [r for r in rows if r.kit_score is not None]
     declined = [r for r in rows if r.kit_score is None]
     ci = bootstrap_qwk(y, p, n_boot, seed) if pairs else None
+    full = np.zeros((4, 4), dtype=int)  # rows clinician 0/1/2/NS, columns kit 0/1/2/declined
+    for r in rows:
+        full[3 if r.label is None else r.label, 3 if r.kit_score is None else r.kit_score] += 1
     return {
         "n": len(rows),
         "pairs": len(pairs),
         "clinician_counts": _counts(r.label for r in rows),
         "kit_counts": _counts(r.kit_score for r in rows),
         "confusion": cm.tolist(),
+        "outcomes": full.tolist(),
         "exact_agreement": _share(int(np.trace(cm)), len(pairs)),
         "qwk": round(quadratic_weighted_kappa(y, p), 4) if pairs else None,
         "qwk_ci95": [round(ci[0], 4), round(ci[1], 4)] if ci is not None else None,
@@ -270,13 +275,14 @@ def format_text(rep: dict[str, Any]) -> str:
     if rep["warning"]:
         out.append(f"WARNING: {rep['warning']}")
     out += _group_lines("All trials", rep["overall"])
-    cm = rep["overall"]["confusion"]
-    out.append("  confusion (rows clinician 0/1/2, columns kit 0/1/2):")
-    out += [f"    {i}: " + " ".join(f"{v:4d}" for v in row) for i, row in enumerate(cm)]
+    out.append("  confusion (rows clinician 0/1/2/NS, columns kit 0/1/2/NS; NS = not scorable):")
+    for name, row in zip(("0", "1", "2", "NS"), rep["overall"]["outcomes"], strict=True):
+        out.append(f"    {name:>2}: " + " ".join(f"{v:4d}" for v in row))
     for title, key in (("model version", "by_model_version"), ("affected side", "by_side")):
         for name, g in rep[key].items():
             out += _group_lines(f"By {title} {name}", g)
     out.append(
-        "Synthetic or shipped-model figures are not clinical accuracy; these are this site's own labels."
+        "These figures compare the kit with this site's own clinician labels (the kit's shipped figures on "
+        "synthetic and public data are not clinical accuracy)."
     )
     return "\n".join(out)
