@@ -36,6 +36,16 @@ def register(subparsers: Any) -> None:
     p.add_argument("--batch", metavar="DIR", help="score every *.json track file in DIR")
     p.add_argument("--csv", metavar="OUT", help="with --batch: write one row per trial here")
     p.add_argument("--side", choices=["left", "right"], help="the affected side being assessed")
+    p.add_argument(
+        "--reference",
+        metavar="VIDEO",
+        help="a video of the unaffected hand's trial: score relative to that hand's range",
+    )
+    p.add_argument(
+        "--reference-landmarks",
+        metavar="FILE",
+        help="the unaffected hand's trial as a track JSON file (with --landmarks or VIDEO)",
+    )
     p.add_argument("--config", metavar="TOML", help="config file (default: built-in defaults)")
     p.add_argument("--json", action="store_true", help="print the full JSON result")
     p.set_defaults(func=run)
@@ -49,9 +59,10 @@ def _config(args: argparse.Namespace) -> Config:
 
 
 def _summary(res: Result) -> str:
+    mode = f"  [{res.details['mode']} mode]" if "mode" in res.details else ""
     if res.status == "scored":
         flag = "  (review)" if res.review else ""
-        return f"score {res.score}  confidence {res.confidence:.0%}  rule {res.rule_score}{flag}"
+        return f"score {res.score}  confidence {res.confidence:.0%}  rule {res.rule_score}{flag}{mode}"
     return "not scorable: " + "; ".join(res.reasons)
 
 
@@ -83,6 +94,10 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("give exactly one of VIDEO, --landmarks FILE or --batch DIR")
     if args.csv and not args.batch:
         raise InputError("--csv goes with --batch")
+    if args.reference and args.reference_landmarks:
+        raise InputError("give at most one of --reference VIDEO or --reference-landmarks FILE")
+    if args.batch and (args.reference or args.reference_landmarks):
+        raise InputError("a reference trial goes with one trial (VIDEO or --landmarks), not --batch")
     cfg = _config(args)
     decider = Decider(cfg)
     try:
@@ -94,7 +109,13 @@ def run(args: argparse.Namespace) -> int:
             if args.landmarks
             else trial_from_video(args.video, cfg, side)
         )
-        res = decider.score(trial)
+        other: Side | None = None if side is None else ("left" if side == "right" else "right")
+        reference: Trial | None = None
+        if args.reference_landmarks:
+            reference = load_track_json(args.reference_landmarks, side=other)
+        elif args.reference:
+            reference = trial_from_video(args.reference, cfg, other)
+        res = decider.score(trial, reference=reference)
         if args.json:
             print(json.dumps(res.to_json(), indent=2))
         else:

@@ -23,6 +23,7 @@ from pathlib import Path
 from device.config import Config
 from device.errors import ModelError
 from device.scoring.installed import scorer_dir
+from device.scoring.reference import apply_reference
 from device.scoring.rnn import MODEL_NAMES, RNNScorer, scorer_entry
 from device.scoring.rules import RuleScorer
 from device.scoring.types import Result
@@ -63,7 +64,16 @@ class Decider:
             f"(looked for {', '.join(MODEL_NAMES[v] for v in order)}; run scripts/train_scorer.py)"
         )
 
-    def score(self, trial: Trial) -> Result:
+    def score(self, trial: Trial, reference: Trial | None = None) -> Result:
+        """Score ``trial``; with ``reference`` (a trial of the unaffected hand) the result is
+        relative to that hand's range (:mod:`device.scoring.reference`) and
+        ``details["mode"]`` says which mode was used."""
+        result = self._score_absolute(trial)
+        if reference is None:
+            return result
+        return apply_reference(result, trial, reference, self.cfg.trial)
+
+    def _score_absolute(self, trial: Trial) -> Result:
         quality = check_quality(trial, self.cfg.trial)
         qjson = quality.to_json()
         if not quality.ok:

@@ -152,6 +152,7 @@ class RuleScorer:
             "peak": closure.max(axis=0),  # the curve is already smoothed over SMOOTH_STEPS
             "excursion": _excursion(closure),
             "moved": _excursion(cautious),
+            "cautious_peak": cautious.max(axis=0),
             "start": closure[:10].mean(axis=0),
         }
 

@@ -221,17 +221,29 @@ def make_trial(
     mirrored: bool | None = None,
     noise: bool = True,
     with_z: bool = True,
+    reach: float = 1.0,
+    shape: HandShape | None = None,
 ) -> tuple[Trial, dict[str, Any]]:
-    """One synthetic trial with the given score (0, 1, 2) and a dict describing it."""
+    """One synthetic trial with the given score (0, 1, 2) and a dict describing it.
+
+    ``reach`` < 1 models a hand that cannot close fully (arthritis, age, or an "unaffected"
+    hand that is limited too): every finger's and the thumb's closure is scaled by it, so
+    the score describes the attempt *relative to this hand's own range* (the label the
+    Fugl-Meyer item gives when the other hand closes just as far). The random stream does
+    not depend on ``reach``: the same seed gives the same trial, only scaled. ``shape``
+    fixes the hand's anatomy (default: a random one).
+    """
     if score not in (0, 1, 2):
         raise ValueError(f"score must be 0, 1 or 2, got {score!r}")
+    if not 0.0 < reach <= 1.0:
+        raise ValueError(f"reach must be in (0, 1], got {reach!r}")
     o = options or SynthOptions()
     duration = float(rng.uniform(*o.duration_s))
     fps = float(rng.choice(o.fps))
     n = max(2, round(duration * fps))
     t = np.arange(n) / fps + rng.normal(0, 0.002, n).cumsum().clip(-0.01, 0.01)
     t = np.maximum.accumulate(t - t[0])
-    shape = HandShape.random(rng)
+    shape = shape if shape is not None else HandShape.random(rng)
     start, peak, pattern = _closure_targets(score, rng)
 
     close_s = float(rng.uniform(0.25, 2.2))
@@ -257,6 +269,8 @@ def make_trial(
     thumb_peak = float(np.clip(peak.mean() + rng.normal(0, 0.12), 0, 1))
     thumb_start = float(rng.uniform(0.0, 0.2)) if pattern != "none_flexed_rest" else 0.4
     thumb = thumb_start + (thumb_peak - thumb_start) * prog_f.mean(axis=1)
+    closure = closure * reach
+    thumb = thumb * reach
 
     # Pose over time: in-plane roll, tilt (about the hand's x and y axes), slow drift.
     roll0 = rng.uniform(-np.pi, np.pi) if o.any_roll else rng.uniform(-1.05, 1.05)
@@ -341,6 +355,7 @@ def make_trial(
     info = {
         "score": score,
         "pattern": pattern,
+        "reach": reach,
         "start": start.round(3).tolist(),
         "peak": peak.round(3).tolist(),
         "side": hand_side,
@@ -358,3 +373,52 @@ def make_trials(n_per_class: int, seed: int = 0, **kwargs: Any) -> list[tuple[Tr
     """``n_per_class`` trials of each score, deterministic for a seed."""
     rng = np.random.default_rng(seed)
     return [make_trial(s, rng, **kwargs) for _ in range(n_per_class) for s in (0, 1, 2)]
+
+
+# Both hands of one session are filmed by the same camera in the same set-up: the view
+# varies less between the two trials of a pair than across sessions.
+PAIR_OPTIONS = SynthOptions(max_tilt_deg=15.0, any_roll=False)
+
+
+def make_pair(
+    score: int,
+    rng: np.random.Generator,
+    *,
+    reach_affected: float = 1.0,
+    reach_reference: float = 1.0,
+    with_z: bool = True,
+    options: SynthOptions | None = None,
+) -> tuple[Trial, Trial, dict[str, Any]]:
+    """(affected trial, reference trial of the unaffected hand, info) for one session.
+
+    The unaffected hand makes a full fist within its own range (``reach_reference``); the
+    affected hand, on the other side, makes an attempt of ``score`` within
+    ``reach_affected``. E.g. ``make_pair(2, rng, reach_affected=0.6, reach_reference=0.6)``:
+    both hands close to 60 % — 2 compared with the unaffected hand, 1 in absolute terms.
+    """
+    o = options or PAIR_OPTIONS
+    shape = HandShape.random(rng)  # one person: both hands share their anatomy
+    side: Side = "left" if rng.random() < 0.5 else "right"
+    other: Side = "right" if side == "left" else "left"
+    mirrored = bool(rng.random() < 0.5)
+    affected, info = make_trial(
+        score,
+        rng,
+        options=o,
+        side=side,
+        mirrored=mirrored,
+        with_z=with_z,
+        reach=reach_affected,
+        shape=shape,
+    )
+    reference, ref_info = make_trial(
+        2,
+        rng,
+        options=o,
+        side=other,
+        mirrored=mirrored,
+        with_z=with_z,
+        reach=reach_reference,
+        shape=shape,
+    )
+    return affected, reference, {"affected": info, "reference": ref_info}
