@@ -8,8 +8,11 @@ whenever the appliance is idle). Then, in four phases:
 1. warm-up (not measured): the same web load as phase 3 for ``--warmup-s``, so first-use
    allocations (templates, thread stacks, encoder buffers) are not counted as growth;
 2. baseline A (``--baseline-s``): trials only, no web load;
-3. load (``--seconds``): ``--viewers`` MJPEG viewers and ``--rps`` API requests per second
-   (status, trial list, one trial, session, CSV export, the status page), trials going on;
+3. load: ``--viewers`` MJPEG viewers and ``--rps`` API requests per second (status, trial
+   list, one trial, session, CSV export, the status page), trials going on; the first
+   ``--ramp-s`` seconds are ramp-up (connections, buffers, threads), then ``--seconds`` are
+   measured without a pause (RSS growth over the measured window; growth including the
+   ramp-up is reported too);
 4. baseline B (``--baseline-s``): trials only again.
 
 Tracker fps comes from ``/api/status`` once a second; the no-load figure is the mean of both
@@ -391,7 +394,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         write_config(cfg, video, args.viewers, args.paced)
         t_start = time.monotonic()
         proc, host, port = start_daemon(cfg, state, password)
-        budget = args.warmup_s + SETTLE_S + 2 * args.baseline_s + args.seconds + 120
+        budget = args.warmup_s + SETTLE_S + 2 * args.baseline_s + args.ramp_s + args.seconds + 120
         killer = threading.Timer(budget, proc.kill)
         killer.daemon = True
         killer.start()
@@ -405,9 +408,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             time.sleep(SETTLE_S)
             mon.phase = "baseline_a"
             time.sleep(args.baseline_s)
-            mon.phase = "load"
-            rss_load_start = rss_kb(proc.pid)
-            sent, viewers = web_load(host, port, cookie, args, args.seconds, tally)
+            mon.phase = "ramp"
+            rss_before_load = rss_kb(proc.pid)
+            marks: dict[str, int] = {}
+
+            def ramp_done() -> None:  # the same load goes on; from here on it is measured
+                marks["rss"] = rss_kb(proc.pid)
+                mon.phase = "load"
+
+            ramp = threading.Timer(args.ramp_s, ramp_done)
+            ramp.start()
+            sent, viewers = web_load(host, port, cookie, args, args.ramp_s + args.seconds, tally)
+            ramp.cancel()
+            rss_load_start = marks.get("rss", rss_before_load)
             rss_load_end = rss_kb(proc.pid)
             mon.phase = "baseline_b"
             time.sleep(args.baseline_s)
@@ -439,14 +452,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "viewers": args.viewers,
         "api_rps_target": args.rps,
         "api_requests_sent": sent,
-        "api_rps_achieved": round(sent / args.seconds, 2) if args.seconds else 0.0,
+        "api_rps_achieved": round(sent / (args.ramp_s + args.seconds), 2),
         "requests_ok": sum(tally.ok.values()),
         "requests_failed": sum(tally.failed.values()),
         "failures": tally.errors,
         "latency_ms_p50": round(lat[len(lat) // 2], 1) if lat else None,
         "latency_ms_p95": round(lat[int(len(lat) * 0.95)], 1) if lat else None,
         "viewer_frames": [v.frames for v in viewers],
-        "viewer_fps": [round(v.frames / args.seconds, 1) for v in viewers],
+        "viewer_fps": [round(v.frames / (args.ramp_s + args.seconds), 1) for v in viewers],
         "viewer_errors": [v.error for v in viewers if v.error],
         "fps_baseline_a": round(fps_a, 2),
         "fps_baseline_b": round(fps_b, 2),
@@ -457,6 +470,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "rss_mb_load_end": round(rss_load_end / 1024, 1),
         "rss_mb_load_peak": round(max(rss_load or [rss_load_end]) / 1024, 1),
         "rss_growth_mb": round((rss_load_end - rss_load_start) / 1024, 2),
+        "rss_mb_before_load": round(rss_before_load / 1024, 1),
+        "rss_growth_incl_ramp_mb": round((rss_load_end - rss_before_load) / 1024, 2),
         "rss_mb_timeline": [  # every 5th sample: (phase, seconds since the first, MB)
             (s[0], round(s[1] - mon.samples[0][1]), round(s[3] / 1024, 1)) for s in mon.samples[::5]
         ],
@@ -473,7 +488,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "every_viewer_got_frames": all(f > 0 for f in result["viewer_frames"])
         and not result["viewer_errors"],
         "trials_ran": mon.trials_started > 0,
-        "all_requests_sent": sent == int(args.rps * args.seconds),
+        "all_requests_sent": sent == int(args.rps * (args.ramp_s + args.seconds)),
         "daemon_stopped_cleanly": exit_code == 0,
     }
     if not args.no_timing_checks:
@@ -492,8 +507,9 @@ def print_table(r: dict[str, Any]) -> None:
         ("API requests sent / failed", f"{r['api_requests_sent']} / {r['requests_failed']}"),
         ("API latency p50 / p95", f"{r['latency_ms_p50']} / {r['latency_ms_p95']} ms"),
         ("MJPEG viewers, frames/s each", ", ".join(f"{v:g}" for v in r["viewer_fps"])),
+        ("RSS before load / after ramp-up", f"{r['rss_mb_before_load']} / {r['rss_mb_load_start']} MB"),
         (
-            "RSS at load start / end / growth",
+            "RSS at measured start / end / growth",
             f"{r['rss_mb_load_start']} / {r['rss_mb_load_end']} / {r['rss_growth_mb']:+} MB",
         ),
         ("trials started / stored", f"{r['trials_started']} / {r['trials_stored']}"),
@@ -511,6 +527,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=60.0, help="duration of the load phase")
     ap.add_argument("--baseline-s", type=float, default=20.0, help="each no-load phase (before, after)")
     ap.add_argument("--warmup-s", type=float, default=10.0)
+    ap.add_argument(
+        "--ramp-s", type=float, default=15.0, help="load before the measured window (not measured)"
+    )
     ap.add_argument("--viewers", type=int, default=5)
     ap.add_argument("--rps", type=float, default=20.0, help="API requests per second")
     ap.add_argument("--video", help="camera video (default: the bundled sample)")
@@ -526,6 +545,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if not (0 < args.seconds <= 600 and 0 < args.rps <= 200 and 0 <= args.viewers <= 30):
         ap.error("--seconds must be in (0, 600], --rps in (0, 200], --viewers in [0, 30]")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the clean-up: stop the daemon
     result = run(args)
     print_table(result)
     text = json.dumps(result, indent=1)

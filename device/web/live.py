@@ -76,18 +76,26 @@ class LiveFrames:
             if self._seq <= newer_than or self._rgb is None:
                 return None
             seq, rgb, obs, text = self._seq, self._rgb, self._obs, self._text
-        with self._encode_lock:
-            cached = self._cached
-            now = self._clock()
-            if cached is not None and (
-                cached.seq >= seq
-                or (cached.seq > newer_than and now - self._cached_at < self._min_interval)
-            ):
-                return cached
-            frame = JpegFrame(seq, self._encode(rgb, obs, text))
-            self._cached, self._cached_at = frame, now
-            self.encodes += 1
-            return frame
+        while True:
+            with self._encode_lock:
+                cached = self._cached
+                wait = self._min_interval - (self._clock() - self._cached_at)
+                if cached is not None and (cached.seq >= seq or (wait > 0 and cached.seq > newer_than)):
+                    return cached  # shared: encoded for another viewer a moment ago
+                if cached is None or wait <= 0:
+                    with self._cond:  # the newest frame now (it may have moved on while we waited)
+                        seq, rgb, obs, text = self._seq, self._rgb, self._obs, self._text
+                    assert rgb is not None
+                    frame = JpegFrame(seq, self._encode(rgb, obs, text))
+                    self._cached, self._cached_at = frame, self._clock()
+                    self.encodes += 1
+                    return frame
+            # This viewer already has the shared frame and it is fresh: the next encode waits.
+            if timeout <= 0:
+                return None
+            pause = min(wait, timeout)
+            time.sleep(pause)
+            timeout -= pause
 
     def _encode(self, rgb: np.ndarray, obs: HandObservation | None, text: str | None) -> bytes:
         img = np.ascontiguousarray(rgb).copy()
