@@ -358,13 +358,15 @@ class FlexscoreApp:
             ("tracker", lambda: self.tracker.close() if self.tracker else None),
             ("store", self._stop_store),
         ]
+        t0 = time.monotonic()
         for name, fn in steps:
+            t = time.monotonic()
             try:
                 fn()
-                log.debug("stopped %s", name)
+                log.debug("stopped %s in %.2f s", name, time.monotonic() - t)
             except Exception:
                 log.exception("stopping %s failed", name)
-        log.info("flexscore stopped")
+        log.info("flexscore stopped in %.1f s", time.monotonic() - t0)
 
     def _stop_control(self) -> None:
         if self._control is not None:

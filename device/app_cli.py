@@ -139,8 +139,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         sdnotify.ready(f"running on {url}")
         interval = sdnotify.watchdog_interval() or 5.0
         while not stop.wait(min(interval, 5.0)):
-            if app.watchdog is not None and app.watchdog.is_alive():
-                sdnotify.watchdog()
+            if app.watchdog is not None and app.watchdog.responsive():
+                sdnotify.watchdog()  # a hung camera/tracker loop stops this: systemd restarts us
             st = app.status()
             problem = f"; store: {app.last_store_error}" if app.last_store_error else ""
             sdnotify.status(f"{st.get('state')} camera {st.get('camera')}{problem}")

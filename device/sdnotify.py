@@ -4,7 +4,9 @@ With ``Type=notify`` systemd sets ``$NOTIFY_SOCKET`` (a path, or ``@name`` for t
 namespace); we send one datagram per message: ``READY=1`` once serving, ``STATUS=…`` for
 ``systemctl status``, ``WATCHDOG=1`` at least every ``WatchdogSec`` (only while frames flow)
 and ``STOPPING=1`` on shutdown. Every function returns whether a message was sent and never
-raises: losing a notification must not take the appliance down.
+raises or blocks: losing a notification must not take the appliance down, and a full socket
+queue (a reader that falls behind; Linux queues only ``net.unix.max_dgram_qlen`` datagrams)
+drops the message instead of stalling the caller.
 """
 
 from __future__ import annotations
@@ -33,8 +35,9 @@ def notify(message: str) -> bool:
         return False
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+            sock.setblocking(False)  # a reader that falls behind must never stall the appliance
             sock.connect(addr)
-            sock.sendall(message.encode())
+            sock.send(message.encode())
         return True
     except OSError as exc:
         log.warning("sd_notify %r failed: %s", message.split("=", 1)[0], exc)

@@ -71,7 +71,7 @@ def integrity(db: Path) -> str:
 class Daemon:
     """One ``flexscore run`` child process on ``state_dir`` with a free port."""
 
-    def __init__(self, state_dir: Path, *extra: str) -> None:
+    def __init__(self, state_dir: Path, *extra: str, env: dict[str, str] | None = None) -> None:
         self.state_dir = state_dir
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
@@ -79,7 +79,9 @@ class Daemon:
         cmd = [flexscore_exe(), "run", "--state-dir", str(state_dir), "--host", "127.0.0.1"]
         cmd += ["--port", str(self.port), *extra]
         with self.log.open("wb") as out:
-            self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=daemon_env())
+            self.proc = subprocess.Popen(
+                cmd, stdout=out, stderr=subprocess.STDOUT, env={**daemon_env(), **(env or {})}
+            )
         self._jar = http.cookiejar.CookieJar()
         self._opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self._jar))
 

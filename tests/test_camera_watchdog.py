@@ -154,3 +154,59 @@ def test_from_config_copies_the_timing(rec: Recorder) -> None:
     wd = CameraWatchdog.from_config(cfg, lambda: SyntheticSource(), rec.on_frame)
     assert (wd.stall_timeout_s, wd.restart_delay_s, wd.max_restarts) == (2.0, 0.5, 7)
     assert "starting" in repr(wd)
+
+
+def _wait(pred: object, what: str) -> None:
+    import time
+
+    deadline = time.monotonic() + LIMIT
+    while not pred():  # type: ignore[operator]
+        assert time.monotonic() < deadline, what
+        time.sleep(0.01)
+
+
+def test_a_hung_frame_consumer_makes_the_loop_unresponsive_until_it_returns() -> None:
+    """systemd's WATCHDOG=1 keys on responsive(): a tracker stuck in a frame stops it."""
+    now = [0.0]
+    entered, release = threading.Event(), threading.Event()
+
+    def hang(frame: Frame) -> None:
+        entered.set()
+        release.wait(LIMIT)
+
+    src = SyntheticSource(32, 24, 30.0)
+    wd = CameraWatchdog(lambda: src, hang, clock=lambda: now[0], poll_s=0.01, hang_grace_s=5.0)
+    wd.start()
+    try:
+        assert entered.wait(LIMIT)
+        assert wd.responsive()
+        now[0] += 4.0
+        assert wd.responsive()  # within the grace
+        now[0] += 2.0
+        assert not wd.responsive()  # stuck in the consumer past poll + grace
+        release.set()
+        _wait(wd.responsive, "the loop to step again")
+    finally:
+        release.set()
+        wd.stop()
+    assert not wd.responsive()  # a stopped loop never pets the watchdog
+
+
+def test_a_long_back_off_is_not_a_hang() -> None:
+    now = [0.0]
+    src = SyntheticSource(32, 24, 30.0)
+    src.fail_opens(100)
+    states = Recorder()
+    wd = CameraWatchdog(
+        lambda: src, states.on_frame, on_state=states.on_state, clock=lambda: now[0],
+        restart_delay_s=30.0, max_restart_delay_s=30.0, hang_grace_s=5.0,
+    )  # fmt: skip
+    wd.start()
+    try:
+        _wait(lambda: len(wd.delays) == 1, "the first back-off")
+        now[0] += 34.0  # inside the 30 s wait it announced, plus the grace
+        assert wd.responsive() and wd.state is CameraState.LOST
+        now[0] += 2.0
+        assert not wd.responsive()
+    finally:
+        wd.stop()  # ends the back-off wait at once

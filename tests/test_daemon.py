@@ -9,6 +9,8 @@ open and the WAL folded into the database file.
 from __future__ import annotations
 
 import contextlib
+import socket
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -79,7 +81,42 @@ def test_a_pressed_trial_is_scored_stored_served_and_sigterm_stops_cleanly(daemo
     assert integrity(daemon.db) == "ok"
 
 
-def test_sigterm_during_recording_marks_the_trial_interrupted(daemon: Daemon) -> None:
+def test_sigterm_during_recording_marks_the_trial_interrupted_and_sd_notify_is_spoken(tmp_path: Path) -> None:
+    """Also systemd's side: READY=1 once serving, WATCHDOG=1 every WatchdogSec/2 while the
+    camera loop steps, STATUS lines, STOPPING=1 on SIGTERM — on a socket like systemd's."""
+    sock_path = tmp_path / "notify.sock"
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(sock_path))
+    notify.settimeout(0.2)
+    sent: list[str] = []
+    done = threading.Event()
+
+    def systemd() -> None:  # reads promptly, as systemd does
+        while not done.is_set():
+            with contextlib.suppress(TimeoutError):
+                sent.append(notify.recv(4096).decode())
+
+    reader = threading.Thread(target=systemd, daemon=True)
+    reader.start()
+    env = {"NOTIFY_SOCKET": str(sock_path), "WATCHDOG_USEC": "2000000"}  # WatchdogSec=2
+    daemon = Daemon(tmp_path / "state", env=env)
+    try:
+        _sigterm_during_recording(daemon)
+    finally:
+        daemon.cleanup()
+        done.set()
+        reader.join(5)
+        notify.close()
+    ready = [i for i, m in enumerate(sent) if m.startswith("READY=1\nSTATUS=running on http://127.0.0.1:")]
+    assert len(ready) == 1, sent
+    pets = [i for i, m in enumerate(sent) if m == "WATCHDOG=1"]
+    assert len(pets) >= 2 and pets[0] > ready[0], sent  # the 3 s countdown alone spans 3 intervals
+    assert any(m == "STATUS=countdown camera ok" for m in sent), sent
+    stopping = [i for i, m in enumerate(sent) if m.startswith("STOPPING=1")]
+    assert len(stopping) == 1 and stopping[0] > pets[-1], sent
+
+
+def _sigterm_during_recording(daemon: Daemon) -> None:
     daemon.wait_ready()
     daemon.press()
     daemon.wait_state("recording")

@@ -67,3 +67,10 @@ def test_watchdog_interval(monkeypatch: pytest.MonkeyPatch) -> None:
     assert sdnotify.watchdog_interval() == 15.0
     monkeypatch.setenv("WATCHDOG_PID", "1")
     assert sdnotify.watchdog_interval() is None
+
+
+def test_a_full_queue_drops_the_message_instead_of_blocking(listener: socket.socket) -> None:
+    """Nobody reads the socket: after the kernel's queue is full, sends fail at once."""
+    results = [sdnotify.watchdog() for _ in range(200)]  # far more than max_dgram_qlen
+    assert results[0] and not results[-1]
+    assert recv(listener) == "WATCHDOG=1"

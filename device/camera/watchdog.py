@@ -12,6 +12,12 @@ are on the stop :class:`threading.Event`, so :meth:`stop` ends the loop at once.
 States (:class:`CameraState`): ``starting`` → ``ok`` ⇄ ``lost`` → ``restarting`` → ``ok``;
 ``stopped`` after :meth:`stop` or when a finite source ends (:class:`EndOfStream`).
 ``on_state(state)`` is called from the watchdog thread on every change.
+
+:meth:`responsive` says whether the loop itself still makes progress: each step announces
+how long it may take (a read: its poll time; a back-off: its delay), plus ``hang_grace_s``
+for the frame consumer (the tracker). A loop stuck past that — a hung tracker or driver —
+is not responsive, the daemon stops sending systemd ``WATCHDOG=1`` and systemd restarts
+it. A lost camera is *not* a hang: the loop keeps stepping through its back-off.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ log = logging.getLogger(__name__)
 
 FPS_WINDOW_S = 2.0  # frames counted for the fps estimate
 POLL_S = 0.5  # longest single read; bounds how late a stall or a stop is noticed
+HANG_GRACE_S = 10.0  # a frame consumer (tracker) may take this long before the loop counts as hung
 
 
 class CameraState(StrEnum):
@@ -58,6 +65,7 @@ class CameraWatchdog:
         stop_event: threading.Event | None = None,
         clock: Callable[[], float] = time.monotonic,
         poll_s: float = POLL_S,
+        hang_grace_s: float = HANG_GRACE_S,
     ) -> None:
         self._factory = factory
         self._on_frame = on_frame
@@ -69,6 +77,8 @@ class CameraWatchdog:
         self.restart_window_s = restart_window_s
         self._poll_s = min(poll_s, stall_timeout_s)
         self._clock = clock
+        self.hang_grace_s = hang_grace_s
+        self._step_deadline = clock() + hang_grace_s  # see responsive()
         self.stop_event = stop_event if stop_event is not None else threading.Event()
         self._state = CameraState.STARTING
         self._state_lock = threading.Lock()
@@ -125,6 +135,14 @@ class CameraWatchdog:
         """Seconds since the last frame, or None before the first one."""
         return None if self._last_frame_at is None else self._clock() - self._last_frame_at
 
+    def responsive(self) -> bool:
+        """True while the loop's thread runs and its current step is within its announced
+        time plus ``hang_grace_s`` (see the module doc)."""
+        return self.is_alive() and self._clock() <= self._step_deadline
+
+    def _announce(self, seconds: float) -> None:
+        self._step_deadline = self._clock() + seconds + self.hang_grace_s
+
     @property
     def healthy(self) -> bool:
         """True while frames flow (the condition for sending systemd ``WATCHDOG=1``)."""
@@ -165,6 +183,7 @@ class CameraWatchdog:
         """The camera loop; returns when the stop event is set or a finite source ends."""
         try:
             while not self.stop_event.is_set():
+                self._announce(self._poll_s)
                 if self._source is None and not self._start_source():
                     self._back_off()
                     continue
@@ -250,6 +269,7 @@ class CameraWatchdog:
             delay = self._next_delay
             self._next_delay = min(max(self._next_delay * 2, 0.001), self.max_restart_delay_s)
         self.delays.append(delay)
+        self._announce(delay)
         self.stop_event.wait(delay)
 
     def _close_source(self) -> None:
