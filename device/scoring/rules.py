@@ -12,11 +12,12 @@ Per finger (index, middle, ring, pinky) and per resampled step, a *closure* in [
   ``MIN_OPEN_DIST_2D``) to ``FIST_DIST_2D`` (real fists: index ≈ 0.45, others 0.1–0.3).
 
 The curves are smoothed over ``SMOOTH_STEPS`` steps. A finger's *peak* is the maximum of
-its smoothed closure, its *excursion* its closing movement: the larger of (a) the peak minus
-the lowest closure before the first maximum and (b) the most that the closure, smoothed
-further over ``CLOSING_SMOOTH_STEPS`` (so jitter does not count), rises above its lowest
-value before that moment. (b) credits a trial that starts in a fist, opens and closes
-again with its second closing; opening alone counts nothing.
+its smoothed closure (a short hold of the fist counts); its *excursion* is its closing
+movement: the larger of (a) the robust peak (90th percentile, so a few noisy steps do not
+count as movement) minus the lowest closure before the first maximum and (b) the most
+that the closure, smoothed further over ``CLOSING_SMOOTH_STEPS`` (so jitter does not
+count), rises above its lowest value before that moment. (b) credits a trial that starts
+in a fist, opens and closes again with its second closing; opening alone counts nothing.
 
 =========  ==========================================================================
 score      when
@@ -127,9 +128,10 @@ def finger_closure(trial: Trial, steps: int = N_STEPS) -> tuple[np.ndarray, str]
 
 
 def _excursion(closure: np.ndarray) -> np.ndarray:
-    """Per finger: the larger of the peak minus the lowest closure before it and the most
-    the (further smoothed) closure rises above its running minimum."""
-    peak = closure.max(axis=0)
+    """Per finger: the larger of the robust peak (90th percentile, so a few noisy steps do
+    not count as movement) minus the lowest closure before the maximum, and the most the
+    (further smoothed) closure rises above its running minimum."""
+    peak = np.percentile(closure, 90, axis=0)
     peak_idx = np.argmax(closure, axis=0)
     base = np.array([closure[: i + 1, f].min() for f, i in enumerate(peak_idx)])
     slow = _smooth(closure, CLOSING_SMOOTH_STEPS)
