@@ -6,6 +6,7 @@ line naming the problem and exit code 2, for ``check-config FILE`` and ``run --c
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -127,3 +128,13 @@ def test_the_installed_command_exits_2_with_the_message(tmp_path: Path) -> None:
     )  # fmt: skip
     assert out.returncode == EXIT_ERROR, out.stderr
     assert f"flexscore: error: {expect}" in out.stderr
+
+
+def test_press_without_a_daemon_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["press", "--state-dir", str(tmp_path)]) == EXIT_ERROR
+    assert "no running flexscore daemon found (no control socket at" in capsys.readouterr().err
+    stale = tmp_path / "control.sock"  # left behind by a kill -9
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.bind(str(stale))
+    assert main(["press", "--state-dir", str(tmp_path)]) == EXIT_ERROR
+    assert "flexscore: error: cannot reach the daemon at" in capsys.readouterr().err
