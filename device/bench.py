@@ -104,55 +104,76 @@ def bench_models(models_dir: Path, frames: list[np.ndarray], rounds: int) -> lis
 
 
 def _run_tracker_once(tracker: HandTracker, frames: list[np.ndarray], fps: float) -> dict[str, float]:
+    """One pass over the frames. Per-frame statistics are medians, as the MediaPipe side
+    reports (scripts/reference_hands.py times each ``Hands.process`` and takes the median)."""
     tracker.reset()
-    for m in (tracker.palm_model, tracker.landmark_model):
+    models = (tracker.palm_model, tracker.landmark_model)
+    for m in models:
         m.invoke_seconds, m.invocations = 0.0, 0
     det0 = tracker.stats.detector_runs
-    t0 = time.perf_counter()
+    per_frame, per_invoke = [], []
+    clock = time.perf_counter
+    t_start = clock()
     for i, f in enumerate(frames):
+        inv0 = models[0].invoke_seconds + models[1].invoke_seconds
+        t0 = clock()
         tracker.process(f, i / fps)
-    total = time.perf_counter() - t0
-    invoke = tracker.palm_model.invoke_seconds + tracker.landmark_model.invoke_seconds
-    n = len(frames)
+        per_frame.append(clock() - t0)
+        per_invoke.append(models[0].invoke_seconds + models[1].invoke_seconds - inv0)
+    total = clock() - t_start
+    frame_ms = np.array(per_frame) * 1e3
+    invoke_ms = np.array(per_invoke) * 1e3
     return {
-        "ms_per_frame": total / n * 1e3,
-        "invoke_ms_per_frame": invoke / n * 1e3,
+        "ms_per_frame": float(np.median(frame_ms)),
+        "mean_ms_per_frame": total / len(frames) * 1e3,
+        "invoke_ms_per_frame": float(np.median(invoke_ms)),
+        "python_ms_per_frame": float(np.median(frame_ms - invoke_ms)),
         "detector_runs": float(tracker.stats.detector_runs - det0),
     }
 
 
 def bench_tracker(
     cfg: Config, variants: list[tuple[str, str]], frames: list[np.ndarray], fps: float,
-    rounds: int, threads: int,
+    rounds: int, threads: int | list[int],
 ) -> list[dict[str, Any]]:  # fmt: skip
-    """Whole-tracker time per frame for each variant (decoding excluded), interleaved."""
+    """Whole-tracker time per frame for each variant (decoding excluded), interleaved.
+
+    ``precision`` is the landmark model's; the palm detector runs the variant that
+    ``models.palm_precision`` (default "auto") picks for it, reported as ``palm``.
+    """
     from device.vision.tracker import build_tracker
 
+    thread_list = [threads] if isinstance(threads, int) else list(threads)
     trackers = {}
     for c, p in variants:
-        vcfg = replace(cfg, models=replace(cfg.models, complexity=c, precision=p, threads=threads))
-        trackers[(c, p)] = build_tracker(vcfg)
-    runs: dict[tuple[str, str], list[dict[str, float]]] = {k: [] for k in trackers}
+        for t in thread_list:
+            vcfg = replace(cfg, models=replace(cfg.models, complexity=c, precision=p, threads=t))
+            trackers[(c, p, t)] = (build_tracker(vcfg), vcfg.models.resolved_palm_precision())
+    runs: dict[tuple[str, str, int], list[dict[str, float]]] = {k: [] for k in trackers}
     try:
-        for tr in trackers.values():  # warm-up
+        for tr, _ in trackers.values():  # warm-up
             _run_tracker_once(tr, frames[: min(10, len(frames))], fps)
         for _ in range(rounds):
-            for k, tr in trackers.items():
+            for k, (tr, _) in trackers.items():
                 runs[k].append(_run_tracker_once(tr, frames, fps))
     finally:
-        for tr in trackers.values():
+        for tr, _ in trackers.values():
             tr.close()
     rows = []
-    for (c, p), rs in runs.items():
-        rs = sorted(rs, key=lambda r: r["ms_per_frame"])
-        mid = rs[len(rs) // 2]
-        overhead = mid["ms_per_frame"] / mid["invoke_ms_per_frame"] - 1.0
+    for (c, p, t), rs in runs.items():
+        def med(key: str, rs: list[dict[str, float]] = rs) -> float:
+            return _median_of_rounds([r[key] for r in rs])
+
+        invoke, python = med("invoke_ms_per_frame"), med("python_ms_per_frame")
         rows.append({
-            "complexity": c, "precision": p, "threads": threads,
-            "ms_per_frame": round(mid["ms_per_frame"], 3),
-            "invoke_ms_per_frame": round(mid["invoke_ms_per_frame"], 3),
-            "python_overhead": round(overhead, 3),
-            "detector_runs": int(mid["detector_runs"]), "frames": len(frames),
+            "complexity": c, "precision": p, "palm": trackers[(c, p, t)][1], "threads": t,
+            "ms_per_frame": round(med("ms_per_frame"), 3),
+            "mean_ms_per_frame": round(med("mean_ms_per_frame"), 3),
+            "invoke_ms_per_frame": round(invoke, 3),
+            "python_ms_per_frame": round(python, 3),
+            "python_overhead": round(python / invoke, 3) if invoke > 0 else None,
+            "detector_runs": int(med("detector_runs")), "frames": len(frames),
+            "rounds_ms_per_frame": [round(r["ms_per_frame"], 3) for r in rs],
         })  # fmt: skip
     return rows
 
@@ -170,10 +191,11 @@ def bench_int8_accuracy(
         if (c, "fp32") not in variants:
             continue
         others = [p for (cc, p) in variants if cc == c and p != "fp32"]
-        extra = [
-            n for n in load_manifest(models_dir)["models"]
-            if n.startswith(f"hand_landmark_{c}_") and n.endswith("weight_only")
-        ]  # fmt: skip
+        known = load_manifest(models_dir)["models"]
+        extra = [n for n in known if n.startswith(f"hand_landmark_{c}_") and n.endswith("weight_only")]
+        palm_names = [model_name("palm", c, p) for p in others] + [
+            n for n in known if n.startswith(f"palm_detection_{c}_") and n.endswith("weight_only")
+        ]
         if not others and not extra:
             continue
         ref_cfg = replace(cfg, models=replace(cfg.models, complexity=c, precision="fp32"))
@@ -207,8 +229,7 @@ def bench_int8_accuracy(
                     "p95_err_pct": round(float(np.percentile(errs, 95)), 3) if errs else None,
                     "max_err_pct": round(float(np.max(errs)), 3) if errs else None,
                 })  # fmt: skip
-            for p in others:
-                pname = model_name("palm", c, p)
+            for pname in palm_names:
                 m = load_model(models_dir, pname, 2)
                 anchors = palm.generate_anchors()
                 hit = total = 0
@@ -267,9 +288,11 @@ def bench_reference(
     for c, complexity in ((0, "lite"), (1, "full")):
         mp_ms = _median_of_rounds(per[c])
         entry: dict[str, Any] = {"mediapipe_ms_per_frame": round(mp_ms, 3), "rounds": per[c]}
+        multi = len({row["threads"] for row in ours}) > 1
         for row in ours:
             if row["complexity"] == complexity:
-                entry[f"ratio_{row['precision']}"] = round(row["ms_per_frame"] / mp_ms, 3)
+                key = f"ratio_{row['precision']}" + (f"_{row['threads']}t" if multi else "")
+                entry[key] = round(row["ms_per_frame"] / mp_ms, 3)
         result["complexity"][str(c)] = entry
         result.setdefault("mediapipe_version", last[c].get("mediapipe_version"))
     return result
@@ -281,7 +304,7 @@ def run_bench(
     video: str,
     max_frames: int = 300,
     rounds: int = 3,
-    threads: int = 2,
+    threads: int | list[int] = 2,
     reference_python: str | None = None,
     sections: set[str] | None = None,
     progress: bool = False,
@@ -365,12 +388,17 @@ def format_report(r: dict[str, Any]) -> str:
                 f"{m['model']:<32} {m['bytes']:>9,}  {m['invoke_ms_1t']:8.2f} ms {m['invoke_ms_2t']:8.2f} ms"
             )
     if "tracker" in r:
-        lines += ["", "tracker       ms/frame  invoke ms/frame  python overhead  detector runs"]
+        lines += [
+            "",
+            "tracker (median per frame)  thr  palm              ms/frame  invoke  python  "
+            "python/invoke  detector runs",
+        ]
         for t in r["tracker"]:
             lines.append(
-                f"{t['complexity']:<5} {t['precision']:<6} {t['ms_per_frame']:8.2f}  "
-                f"{t['invoke_ms_per_frame']:12.2f}"
-                f"  {t['python_overhead']:14.1%}  {t['detector_runs']:>6}/{t['frames']}"
+                f"{t['complexity']:<5} {t['precision']:<21} {t['threads']:>2}  {t['palm']:<16}"
+                f" {t['ms_per_frame']:8.2f} {t['invoke_ms_per_frame']:7.2f} "
+                f"{t['python_ms_per_frame']:7.2f}  {t['python_overhead']:12.1%}"
+                f"  {t['detector_runs']:>6}/{t['frames']}"
             )
     if "int8_accuracy" in r:
         lines += ["", "quantized vs fp32 (same inputs)"]

@@ -34,19 +34,45 @@ def _check(cond: bool, path: str, message: str) -> None:
         raise ConfigError(f"config key '{path}': {message}")
 
 
+# models.palm_precision = "auto": the palm variant run with each landmark precision. The
+# static-int8 palm loses recall against fp32 (docs/MODELS.md); the weight-only int8 palm keeps
+# it and is as small, and the detector only runs while no hand is tracked.
+PALM_PRECISION_AUTO = {"int8": "int8_weight_only", "fp32": "fp32"}
+
+
 @dataclass(frozen=True)
 class ModelsConfig:
     """Which hand models to run and where they are."""
 
     dir: str = ""  # empty: FLEXSCORE_MODELS_DIR or the repository's models/
     complexity: Literal["lite", "full"] = "lite"
-    precision: Literal["int8", "fp32"] = "fp32"
+    precision: Literal["int8", "fp32"] = "int8"  # of the landmark model (and the palm: "auto")
+    # The palm detector's own variant; "auto" follows ``precision`` (see PALM_PRECISION_AUTO).
+    palm_precision: Literal["auto", "int8", "int8_weight_only", "fp32"] = "auto"
     threads: int = 2
 
     def __post_init__(self) -> None:
         _check(self.complexity in ("lite", "full"), "models.complexity", "must be 'lite' or 'full'")
         _check(self.precision in ("int8", "fp32"), "models.precision", "must be 'int8' or 'fp32'")
+        _check(
+            self.palm_precision in ("auto", "int8", "int8_weight_only", "fp32"),
+            "models.palm_precision",
+            "must be 'auto', 'int8', 'int8_weight_only' or 'fp32'",
+        )
         _check(1 <= self.threads <= 16, "models.threads", "must be between 1 and 16")
+
+    def resolved_palm_precision(self) -> str:
+        """The palm detector variant actually run ("auto" resolved)."""
+        if self.palm_precision != "auto":
+            return self.palm_precision
+        return PALM_PRECISION_AUTO[self.precision]
+
+    def model_names(self) -> tuple[str, str]:
+        """Manifest keys of the (palm, landmark) models this config runs."""
+        return (
+            f"palm_detection_{self.complexity}_{self.resolved_palm_precision()}",
+            f"hand_landmark_{self.complexity}_{self.precision}",
+        )
 
     def resolved_dir(self) -> Path:
         if self.dir:
@@ -59,10 +85,14 @@ class ModelsConfig:
 class FilterConfig:
     """One Euro filter on landmark pixels (Casiez et al. 2012)."""
 
+    # Defaults tuned offline on the unfiltered tracker output of the six shared videos
+    # (scripts/eval_tracker.py --filter-grid, docs/TRACKER.md): against the former 1.0/10/1.0,
+    # less lag on fast motion and no more jitter (a quicker speed estimate opens the cutoff
+    # sooner; a lower floor keeps a still hand as still).
     enabled: bool = True
-    min_cutoff: float = 1.0  # Hz: lower = smoother when still
+    min_cutoff: float = 0.3  # Hz: lower = smoother when still
     beta: float = 10.0  # per hand-size/s: higher = less lag when moving
-    d_cutoff: float = 1.0  # Hz, for the derivative
+    d_cutoff: float = 2.0  # Hz, for the speed estimate: higher = reacts sooner to motion
 
     def __post_init__(self) -> None:
         _check(self.min_cutoff > 0, "tracker.filter.min_cutoff", "must be > 0")

@@ -353,7 +353,9 @@ def _drop_orphans(model: Any) -> None:
     # buffers: keep index 0 (the empty sentinel), those of tensors and of metadata
     used_b = {0} | {t.buffer for t in sg.tensors}
     used_b |= {md.buffer for md in model.metadata or []}
-    used_b |= {int(b) for b in (model.metadataBuffer if model.metadataBuffer is not None else [])}
+    if model.metadataBuffer is not None:  # the quantizer can leave stale indices here
+        model.metadataBuffer = [int(b) for b in model.metadataBuffer if int(b) < len(model.buffers)]
+        used_b |= set(model.metadataBuffer)
     b_map = {old: new for new, old in enumerate(sorted(used_b))}
     model.buffers = [model.buffers[i] for i in sorted(used_b)]
     for t in sg.tensors:
@@ -615,6 +617,11 @@ CALIB_VIDEOS = (
 )
 EVAL_ONLY_VIDEOS = ("hagrid_demo_fist_to_palm_counting.mp4",)
 PALM_SCORE_HEAD_REGEX = "classifier_palm|Identity_1"
+# The landmark model's presence ("handflag") and handedness heads: a 1-wide fully connected
+# layer and a sigmoid each. In int8 the logit's range comes from calibration; on hand crops
+# the presence logit is always > 0, so int8 clamps presence at ≥ 0.5 (a lost hand is never
+# dropped) and handedness to one side. Kept float: two tiny layers, no measurable cost.
+LANDMARK_HEADS_REGEX = "conv_handedness|conv_handflag|Identity_1|Identity_2"
 TIMING_ROUNDS = 5
 TIMING_ITERS = 30
 
@@ -629,10 +636,32 @@ class FrameSet:
     landmark_roi: list[tuple[float, float, float, float]]
     landmark_ref: list[npt.NDArray[np.float64]]
     sources: dict[str, list[int]]
+    # ROIs without a hand (off-hand regions, frames without one): evaluation only — the
+    # presence head must still say "no hand" there (adding them to the calibration widened the
+    # activation ranges and doubled the p95 landmark error; the float heads suffice)
+    landmark_neg: list[npt.NDArray[np.uint8]]
 
 
 def _empty_frameset() -> FrameSet:
-    return FrameSet([], [], [], [], [], {})
+    return FrameSet([], [], [], [], [], {}, [])
+
+
+NEGATIVE_EVERY = 3  # one off-hand ROI per this many frames
+
+
+def negative_roi(
+    width: int, height: int, hand_roi: tuple[float, float, float, float] | None
+) -> tuple[float, float, float, float] | None:
+    """A ROI of the frame without the hand: the hand ROI mirrored through the frame centre
+    (same size and angle) when that lands clear of the hand, or the frame centre when the
+    frame has no hand."""
+    if hand_roi is None:
+        return width / 2.0, height / 2.0, 0.6 * min(width, height), 0.0
+    cx, cy, size, rot = hand_roi
+    mx, my = width - cx, height - cy
+    if math.hypot(mx - cx, my - cy) < size:
+        return None
+    return mx, my, size, rot
 
 
 def _read_reference(csv_path: Path) -> dict[int, npt.NDArray[np.float64]]:
@@ -668,16 +697,20 @@ def collect_frames(data_dir: Path) -> tuple[FrameSet, FrameSet]:
                     break
                 rgb = np.asarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), dtype=np.uint8)
                 target = calib if name in CALIB_VIDEOS and index % 2 == 0 else evaluation
+                hand_roi = None
                 target.sources.setdefault(name, []).append(index)
                 target.palm.append(letterbox_u8(rgb))
                 target.palm_has_hand.append(index in ref)
                 if index in ref:
                     # the tracker crops frame i with the ROI from frame i-1's landmarks
                     prev = ref.get(index - 1, ref[index])
-                    roi = roi_from_landmarks(prev)
+                    hand_roi = roi = roi_from_landmarks(prev)
                     target.landmark.append(warp_roi_u8(rgb, roi))
                     target.landmark_roi.append(roi)
                     target.landmark_ref.append(ref[index])
+                neg = negative_roi(rgb.shape[1], rgb.shape[0], hand_roi)
+                if index % NEGATIVE_EVERY == 0 and neg is not None:
+                    target.landmark_neg.append(warp_roi_u8(rgb, neg))
                 index += 1
         finally:
             cap.release()
@@ -732,6 +765,8 @@ def _recipe(kind: str, mode: str) -> list[dict[str, Any]]:
     ]  # fmt: skip
     if kind == "palm":
         recipe.append({"regex": PALM_SCORE_HEAD_REGEX, "operation": "*", "algorithm_key": "no_quantize"})
+    else:
+        recipe.append({"regex": LANDMARK_HEADS_REGEX, "operation": "*", "algorithm_key": "no_quantize"})
     return recipe
 
 
@@ -792,10 +827,43 @@ def restore_io_names(model_bytes: bytes, reference: bytes) -> bytes:
     for sig in model.signatureDefs or []:
         for tm in list(sig.inputs or []) + list(sig.outputs or []):
             tm.name = sg.tensors[tm.tensorIndex].name
-    if not changed:
+    if changed:
+        _drop_orphans(model)
+    if not _short_names(model) and not changed:
         return model_bytes
-    _drop_orphans(model)
     return pack_model(model)
+
+
+def _short_names(model: Any) -> bool:
+    """Shorten internal tensor names to their first ``;``-separated part (unique).
+
+    The converter names a fused tensor after every op it absorbed
+    (``a/BiasAdd;a/Conv2D;b/FusedBatchNormV3``); in a quantized model these names are ~1 %
+    of the file, enough to push the lite landmark model over a third of the fp32 size.
+    Model inputs and outputs keep their names (the runtime checks them).
+    """
+    sg = model.subgraphs[0]
+    boundary = {int(i) for i in sg.inputs} | {int(i) for i in sg.outputs}
+    taken = {sg.tensors[i].name for i in boundary}
+    changed = False
+    for i, t in enumerate(sg.tensors):
+        if i in boundary or t.name is None:
+            continue
+        name = bytes(t.name)
+        head, sep, tail = name.partition(b";")
+        short = head
+        suffix = tail.rsplit(b"_", 1)[-1] if sep else b""
+        if sep and suffix in (b"quantized", b"dequant", b"dequantize"):
+            short = head + b"_" + suffix  # keep the quantizer's tag
+        n = 1
+        while short in taken:
+            n += 1
+            short = head + b"#%d" % n
+        taken.add(short)
+        if short != name:
+            t.name = short
+            changed = True
+    return changed
 
 
 def _float_io(model: Any) -> bool:
@@ -891,7 +959,7 @@ def eval_palm(ref_model: bytes, model: bytes, frames: FrameSet) -> dict[str, Any
 def eval_landmark(ref_model: bytes, model: bytes, frames: FrameSet) -> dict[str, Any]:
     """Landmark error vs the fp32 model in % of hand size (longer side of fp32 landmark box)."""
     a_it, b_it = make_interpreter(ref_model, 2), make_interpreter(model, 2)
-    errs, frame_means, pres = [], [], []
+    errs, frame_means, pres, hands = [], [], [], []
     for x, roi in zip(frames.landmark, frames.landmark_roi, strict=True):
         m = roi_matrix(roi)
         xi = as_input(x)
@@ -903,8 +971,16 @@ def eval_landmark(ref_model: bytes, model: bytes, frames: FrameSet) -> dict[str,
         errs.append(e)
         frame_means.append(float(e.mean()))
         pres.append((float(a["Identity_1"].reshape(())), float(b["Identity_1"].reshape(()))))
+        hands.append((float(a["Identity_2"].reshape(())), float(b["Identity_2"].reshape(()))))
+    neg = []
+    for x in frames.landmark_neg:
+        xi = as_input(x)
+        pa, pb = run(a_it, xi)["Identity_1"], run(b_it, xi)["Identity_1"]
+        neg.append((float(pa.reshape(())), float(pb.reshape(()))))
     all_e = np.concatenate(errs)
     pa_, pb_ = np.array(pres).T
+    ha, hb = np.array(hands).T
+    na, nb = np.array(neg).reshape(-1, 2).T
     return {
         "crops": len(frames.landmark),
         "err_pct_median": round(float(np.median(all_e)), 3),
@@ -913,6 +989,11 @@ def eval_landmark(ref_model: bytes, model: bytes, frames: FrameSet) -> dict[str,
         "frame_mean_err_pct_p95": round(float(np.percentile(frame_means, 95)), 3),
         "presence_abs_diff_median": round(float(np.median(np.abs(pa_ - pb_))), 4),
         "presence_agreement": round(float(np.mean((pa_ > 0.5) == (pb_ > 0.5))), 4),
+        "handedness_agreement": round(float(np.mean((ha > 0.5) == (hb > 0.5))), 4),
+        "no_hand_crops": len(neg),
+        "no_hand_presence_agreement": round(float(np.mean((na > 0.5) == (nb > 0.5))), 4) if neg else None,
+        "no_hand_rejected_fp32": round(float(np.mean(na < 0.5)), 4) if neg else None,
+        "no_hand_rejected": round(float(np.mean(nb < 0.5)), 4) if neg else None,
     }
 
 
@@ -995,7 +1076,10 @@ def build_int8(
                     " PRELU has no int8 support in ai-edge-quantizer 0.10.0 and stays float "
                     "(quantize/dequantize around it)."
                     if src.kind == "palm"
-                    else ""
+                    else f" The presence and handedness heads (ops matching '{LANDMARK_HEADS_REGEX}':"
+                    " one fully connected layer and a sigmoid each) stay float32: in int8 their "
+                    "logit range, calibrated on hands, clamped presence at >= 0.5 and handedness "
+                    "to one side."
                 )
                 recipe = (
                     "Static full-int8 of the fp32 model with ai-edge-quantizer 0.10.0 "

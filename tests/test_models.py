@@ -172,3 +172,69 @@ def test_landmark_on_hand_crop(name: str, entry: dict[str, Any]) -> None:
     assert float(np.median(err)) < 0.06, f"{name}: median error {np.median(err):.1%} of hand size"
     world = out["Identity_3"].reshape(21, 3)
     assert np.all(np.abs(world) < 0.5), "world landmarks are metres around the hand"
+
+
+def test_default_config_runs_int8_lite_landmarks_and_weight_only_palm() -> None:
+    from device.config import Config
+
+    mc = Config().models
+    assert (mc.complexity, mc.precision, mc.palm_precision) == ("lite", "int8", "auto")
+    assert mc.model_names() == ("palm_detection_lite_int8_weight_only", "hand_landmark_lite_int8")
+    for name in mc.model_names():
+        assert name in MANIFEST["models"], f"the default config runs {name}, not in the manifest"
+
+
+@pytest.mark.parametrize("complexity", ["lite", "full"])
+@pytest.mark.parametrize("precision", ["int8", "fp32"])
+@pytest.mark.parametrize("palm", ["auto", "int8", "int8_weight_only", "fp32"])
+def test_every_config_choice_names_committed_models(complexity: str, precision: str, palm: str) -> None:
+    from device.config import ModelsConfig
+
+    mc = ModelsConfig(complexity=complexity, precision=precision, palm_precision=palm)  # type: ignore[arg-type]
+    palm_name, landmark_name = mc.model_names()
+    assert landmark_name == f"hand_landmark_{complexity}_{precision}"
+    expected_palm = {"int8": "int8_weight_only", "fp32": "fp32"}[precision] if palm == "auto" else palm
+    assert palm_name == f"palm_detection_{complexity}_{expected_palm}"
+    assert palm_name in MANIFEST["models"] and landmark_name in MANIFEST["models"]
+
+
+def test_palm_precision_is_validated(tmp_path: Path) -> None:
+    from device.config import load_config
+    from device.errors import ConfigError
+
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[models]\npalm_precision = "int4"\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"models\.palm_precision"):
+        load_config(cfg)
+    cfg.write_text('[models]\nprecision = "fp32"\npalm_precision = "int8"\n', encoding="utf-8")
+    assert load_config(cfg).models.model_names() == (
+        "palm_detection_lite_int8",
+        "hand_landmark_lite_fp32",
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "entry"),
+    [(n, e) for n, e in VISION if e["kind"] == "landmark"],
+    ids=[n for n, e in VISION if e["kind"] == "landmark"],
+)
+def test_landmark_presence_and_handedness_span_both_sides(name: str, entry: dict[str, Any]) -> None:
+    """The presence and handedness heads keep their full range in every variant: a crop
+    without a hand scores presence < 0.5 (else a lost hand is never dropped), and the hand
+    crop gets the fp32 model's handedness (int8 heads calibrated on hands only clamped both)."""
+    bgr = cv2.imread(str(DATA / "negative_pixabay_pasta_2610762.jpg"))
+    assert bgr is not None
+    h, w = bgr.shape[:2]
+    side = min(h, w)
+    square = bgr[(h - side) // 2 : (h + side) // 2, (w - side) // 2 : (w + side) // 2]
+    no_hand = cv2.resize(cv2.cvtColor(square, cv2.COLOR_BGR2RGB), (224, 224)).astype(np.float32) / 255
+    it = _interp(entry)
+    presence = float(_invoke(it, no_hand)["Identity_1"].reshape(()))
+    assert presence < 0.5, f"{name}: presence {presence:.3f} on a photo without a hand"
+
+    crop, _ = _hand_crop(_rgb(), _ref_landmarks(), 224)
+    fp32 = MANIFEST["models"][f"hand_landmark_{entry['complexity']}_fp32"]
+    want = float(_invoke(_interp(fp32), crop)["Identity_2"].reshape(()))
+    got = float(_invoke(it, crop)["Identity_2"].reshape(()))
+    assert (got > 0.5) == (want > 0.5), f"{name}: handedness {got:.3f}, fp32 {want:.3f}"
+    assert abs(got - want) < 0.2

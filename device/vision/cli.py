@@ -16,6 +16,8 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", metavar="FILE", help="TOML config (default: built-in defaults)")
     p.add_argument("--models", choices=("lite", "full"), help="model complexity (overrides config)")
     p.add_argument("--precision", choices=("int8", "fp32"), help="model precision (overrides config)")
+    p.add_argument("--palm-precision", choices=("auto", "int8", "int8_weight_only", "fp32"),
+                   help="palm detector variant (overrides config; auto follows --precision)")  # fmt: skip
     p.add_argument("--threads", type=int, help="interpreter threads (overrides config)")
 
 
@@ -26,6 +28,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
         changes["complexity"] = args.models
     if getattr(args, "precision", None):
         changes["precision"] = args.precision
+    if getattr(args, "palm_precision", None):
+        changes["palm_precision"] = args.palm_precision
     if getattr(args, "threads", None):
         changes["threads"] = args.threads
     if changes:
@@ -77,9 +81,20 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
     )
     b.add_argument("--json", dest="json_out", nargs="?", const="-", metavar="OUT",
                    help="write the full report as JSON (to stdout without OUT)")  # fmt: skip
-    b.add_argument("--threads", type=int, default=2, help="threads for the tracker (default 2)")
+    b.add_argument("--threads", type=_thread_list, default=[2], metavar="N[,N]",
+                   help="interpreter threads for the tracker, e.g. 2 or 1,2 (default 2)")  # fmt: skip
     b.add_argument("--config", metavar="FILE", help="TOML config")
     b.set_defaults(func=cmd_bench)
+
+
+def _thread_list(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a comma list of thread counts: {text!r}") from None
+    if not values or any(not 1 <= v <= 16 for v in values):
+        raise argparse.ArgumentTypeError(f"thread counts must be 1..16, got {text!r}")
+    return values
 
 
 def cmd_track(args: argparse.Namespace) -> int:

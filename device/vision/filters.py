@@ -27,7 +27,7 @@ class OneEuroFilter:
         d_cutoff: cutoff (Hz) for the speed estimate.
     """
 
-    def __init__(self, min_cutoff: float = 1.0, beta: float = 10.0, d_cutoff: float = 1.0) -> None:
+    def __init__(self, min_cutoff: float = 0.3, beta: float = 10.0, d_cutoff: float = 2.0) -> None:
         self.min_cutoff = min_cutoff
         self.beta = beta
         self.d_cutoff = d_cutoff

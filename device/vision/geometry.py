@@ -41,16 +41,27 @@ class Roi:
         return np.array([[c, -s], [s, c]], dtype=np.float64)
 
     def input_to_image(self, out_size: int) -> np.ndarray:
-        """2×3 affine matrix from model-input pixels (0..out_size) to image pixels."""
-        scale = self.size / out_size
-        r = self._rot() * scale
-        # input pixel centre (u + 0.5) ... keep the continuous convention: u in [0, out_size]
-        offset = np.array([self.cx, self.cy]) - r @ np.array([out_size / 2.0, out_size / 2.0])
-        return np.hstack([r, offset[:, None]])
+        """2×3 affine matrix from model-input pixels (0..out_size) to image pixels.
+
+        Continuous convention: u in [0, out_size]; the input centre maps to (cx, cy).
+        """
+        k = self.size / out_size
+        c, s = math.cos(self.rotation) * k, math.sin(self.rotation) * k
+        h = out_size / 2.0
+        return np.array(
+            [[c, -s, self.cx - (c - s) * h], [s, c, self.cy - (s + c) * h]], dtype=np.float64
+        )
 
     def image_to_input(self, out_size: int) -> np.ndarray:
-        """2×3 affine matrix from image pixels to model-input pixels."""
-        return invert_affine(self.input_to_image(out_size))
+        """2×3 affine matrix from image pixels to model-input pixels (the exact inverse of
+        :meth:`input_to_image`: a scaled rotation inverts by its transpose)."""
+        k = out_size / self.size
+        c, s = math.cos(self.rotation) * k, math.sin(self.rotation) * k
+        h = out_size / 2.0
+        return np.array(
+            [[c, s, h - c * self.cx - s * self.cy], [-s, c, h + s * self.cx - c * self.cy]],
+            dtype=np.float64,
+        )
 
     def iou(self, other: Roi) -> float:
         """Intersection over union of the axis-aligned boxes around both squares."""

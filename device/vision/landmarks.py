@@ -32,25 +32,27 @@ ROI_JOINTS = np.array([0, 1, 2, 3, 5, 6, 9, 10, 13, 14, 17, 18])
 WRIST, INDEX_MCP, MIDDLE_MCP, RING_MCP = 0, 5, 9, 13
 
 
-def warp_roi(rgb: np.ndarray, roi: Roi, size: int = INPUT_SIZE) -> tuple[np.ndarray, np.ndarray]:
+def warp_roi(
+    rgb: np.ndarray, roi: Roi, size: int = INPUT_SIZE, out: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Crop the rotated ROI to a [1, size, size, 3] float32 tensor in [0, 1].
 
     Returns the tensor and the 2×3 affine matrix mapping input pixels → image pixels.
-    Pixels outside the image are zero (MediaPipe's letterbox border).
+    Pixels outside the image are zero (MediaPipe's letterbox border). ``out``: a float32
+    [1, size, size, 3] buffer to fill instead of allocating one (the tracker reuses one).
     """
-    to_image = roi.input_to_image(size)
-    to_input = roi.image_to_input(size)
     crop = cv2.warpAffine(
         rgb,
-        to_input,
+        roi.image_to_input(size),
         (size, size),
         flags=cv2.INTER_LINEAR,
         borderMode=cv2.BORDER_CONSTANT,
         borderValue=(0, 0, 0),
     )
-    tensor = crop.astype(np.float32)
-    tensor *= np.float32(1.0 / 255.0)
-    return tensor[None], to_image
+    if out is None:
+        out = np.empty((1, size, size, 3), dtype=np.float32)
+    np.multiply(crop, np.float32(1.0 / 255.0), out=out[0])
+    return out, roi.input_to_image(size)
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from device.vision import landmarks as lmk
 from device.vision import palm
 from device.vision.filters import OneEuroFilter
 from device.vision.geometry import Roi
-from device.vision.runtime import TFLiteModel, load_model, model_name
+from device.vision.runtime import TFLiteModel, load_model
 from device.vision.types import HandObservation
 
 log = logging.getLogger(__name__)
@@ -86,6 +86,8 @@ class HandTracker:
         self.landmark_model = landmark_model
         self.cfg = cfg
         self._anchors = palm.generate_anchors(palm.INPUT_SIZE)
+        # reused landmark input tensor (the runtime copies it into the interpreter)
+        self._landmark_input = np.empty((1, lmk.INPUT_SIZE, lmk.INPUT_SIZE, 3), np.float32)
         self._tracks: list[_Track] = []
         self._index = 0
         self.stats = TrackerStats()
@@ -131,7 +133,7 @@ class HandTracker:
 
     def landmarks_in(self, rgb: np.ndarray, roi: Roi) -> lmk.LandmarkResult:
         """Run the landmark model on one ROI and map the result to image pixels."""
-        tensor, to_image = lmk.warp_roi(rgb, roi, lmk.INPUT_SIZE)
+        tensor, to_image = lmk.warp_roi(rgb, roi, lmk.INPUT_SIZE, out=self._landmark_input)
         raw_lm, raw_presence, raw_hand, raw_world = self.landmark_model.run(tensor)
         self.stats.landmark_runs += 1
         return lmk.unproject(
@@ -224,11 +226,10 @@ def build_tracker(cfg: Config) -> HandTracker:
     """Load the configured palm and landmark models and build a tracker."""
     mc = cfg.models
     models_dir = mc.resolved_dir()
-    palm_model = load_model(models_dir, model_name("palm", mc.complexity, mc.precision), mc.threads)
+    palm_name, landmark_name = mc.model_names()
+    palm_model = load_model(models_dir, palm_name, mc.threads)
     try:
-        lm_model = load_model(
-            models_dir, model_name("landmark", mc.complexity, mc.precision), mc.threads
-        )
+        lm_model = load_model(models_dir, landmark_name, mc.threads)
     except BaseException:
         palm_model.close()
         raise
