@@ -87,10 +87,14 @@ def fill_store(
     decider = Decider(Config(), models_dir=MODELS)
     out: list[Stored] = []
     with Store(path) as st:
-        pid = st.add_patient("P001", "left")
         for i, (tr, truth) in enumerate(trials):
             res = decider.score(tr)
-            tid = st.begin_trial(side=tr.side, patient_id=pid if i % 2 else None, origin="test")
+            pid = None  # three trials (one per score) per patient; every tenth trial without one
+            if i % 10 != 9:
+                code = f"P{i // 3:03d}"
+                found = st.find_patient(code)
+                pid = found.id if found else st.add_patient(code, tr.side)
+            tid = st.begin_trial(side=tr.side, patient_id=pid, origin="test")
             version = None
             if res.status == "scored" and res.score is not None:
                 version = res.details["rnn"]["version"]

@@ -10,12 +10,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from site_helpers import MODELS, fill_store
 
 from device.cli import main
 from device.scoring.candidate import load_candidate
 from device.scoring.installed import install_candidate
+from device.scoring.training import grouped_stratified_split
 from device.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -128,3 +130,24 @@ def test_train_without_tensorflow_says_how_to_get_it(
     Store(store).close()
     assert main(["train", "--from-store", str(store), "--out", str(tmp_path / "c")]) == 2
     assert "flexscore[train]" in capsys.readouterr().err
+
+
+def test_heldout_split_keeps_patients_whole_and_stratified() -> None:
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 300)
+    groups = rng.integers(0, 40, 300)  # 40 patients with several trials each
+    tr, held = grouped_stratified_split(y, groups, 0.3, seed=1)
+    assert len(np.intersect1d(tr, held)) == 0 and len(tr) + len(held) == 300
+    assert not set(groups[tr]) & set(groups[held])  # no patient on both sides
+    for k in range(3):
+        share = (y[held] == k).sum() / (y == k).sum()
+        assert 0.2 <= share <= 0.42, (k, share)
+    assert np.array_equal(held, grouped_stratified_split(y, groups, 0.3, seed=1)[1])  # seeded
+    # one trial per patient: the exact stratified split
+    y1 = np.repeat([0, 1, 2], [10, 20, 7])
+    _, held1 = grouped_stratified_split(y1, -np.arange(len(y1)), 0.3, seed=2)
+    assert [int((y1[held1] == k).sum()) for k in range(3)] == [3, 6, 2]
+    # a score with two trials keeps one for training
+    y2 = np.array([0, 0, 1, 1, 2, 2])
+    tr2, _ = grouped_stratified_split(y2, -np.arange(6), 0.5, seed=3)
+    assert sorted(y2[tr2].tolist()) == [0, 1, 2]

@@ -9,7 +9,7 @@ functions that need them: they live in the ``train`` extra (a workstation), neve
 
 1. reads the labelled trials of a store (newest clinician label 0/1/2, stored landmarks; the
    ``3d`` scorer needs trials with z) and computes their features (:mod:`device.trial.features`);
-2. holds out a stratified share per score (seeded);
+2. holds out a stratified share per score (seeded), whole patients on one side;
 3. fine-tunes the current scorer — its int8 weights dequantised into the same Keras
    architecture (:func:`keras_from_tflite`), its normalisation kept — or trains fresh;
 4. exports full int8 (int8 input/output, calibrated on training trials);
@@ -151,17 +151,34 @@ def stratified_folds(y: np.ndarray, k: int, seed: int) -> list[np.ndarray]:
     return [np.array(sorted(f), dtype=np.int64) for f in folds]
 
 
-def stratified_split(y: np.ndarray, heldout: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(train indices, held-out indices): ``round(heldout × n_k)`` of each class held out
-    (at least one when the class has two or more trials)."""
+def grouped_stratified_split(
+    y: np.ndarray, groups: np.ndarray, heldout: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(train indices, held-out indices) with whole groups (patients) on one side.
+
+    Groups are taken in a seeded random order; a group joins the held-out side when some
+    score it has is still short of ``round(heldout × n_k)`` and no score would overshoot its
+    target by more than a third (at least one trial). With one trial per group this is the
+    plain stratified split. Every score keeps at least one training trial when it has two."""
     rng = np.random.default_rng(seed)
+    total = {int(k): int((y == k).sum()) for k in np.unique(y)}
+    target = {k: round(heldout * n) for k, n in total.items()}
+    tol = {k: max(1, t // 3) for k, t in target.items()}
+    held_n = dict.fromkeys(target, 0)
     held: list[int] = []
-    for c in np.unique(y):
-        idx = rng.permutation(np.flatnonzero(y == c))
-        k = round(heldout * len(idx))
-        if len(idx) >= 2:
-            k = min(max(k, 1), len(idx) - 1)
-        held += [int(i) for i in idx[:k]]
+    uniq = np.unique(groups)
+    for g in uniq[rng.permutation(len(uniq))]:
+        idx = np.flatnonzero(groups == g)
+        counts = {k: int((y[idx] == k).sum()) for k in target}
+        helps = any(counts[k] and held_n[k] < target[k] for k in target)
+        fits = all(held_n[k] + counts[k] <= target[k] + (tol[k] if counts[k] else 0) for k in target)
+        keeps = all(total[k] - held_n[k] - counts[k] >= min(1, total[k] - 1) for k in target)
+        if helps and fits and keeps:
+            held += idx.tolist()
+            for k in target:
+                held_n[k] += counts[k]
+        if all(held_n[k] >= target[k] for k in target):
+            break
     held_arr = np.array(sorted(held), dtype=np.int64)
     return np.setdiff1d(np.arange(len(y)), held_arr), held_arr
 
@@ -274,6 +291,7 @@ class LabelledSet:
     x: np.ndarray
     y: np.ndarray
     trial_ids: np.ndarray
+    groups: np.ndarray  # patient id, or -trial id for a trial without a patient
     skipped: int  # labelled 0/1/2 but unusable (no landmarks, no z for 3d, no tracked frame)
     not_scorable: int  # labelled "not scorable" by the clinician (not used for training)
 
@@ -283,6 +301,7 @@ def labelled_dataset(store: Any, variant: Variant) -> LabelledSet:
     feats: list[np.ndarray] = []
     ys: list[int] = []
     ids: list[int] = []
+    grp: list[int] = []
     skipped = not_scorable = 0
     offset, page_size = 0, 500
     while True:
@@ -307,6 +326,7 @@ def labelled_dataset(store: Any, variant: Variant) -> LabelledSet:
                 continue
             ys.append(int(score))
             ids.append(int(tr.id))
+            grp.append(int(tr.patient_id) if tr.patient_id is not None else -int(tr.id))
         if len(page) < page_size:
             break
         offset += page_size
@@ -317,6 +337,7 @@ def labelled_dataset(store: Any, variant: Variant) -> LabelledSet:
         x[order],
         np.array(ys, dtype=np.int64)[order],
         np.array(ids, dtype=np.int64)[order],
+        np.array(grp, dtype=np.int64)[order],
         skipped,
         not_scorable,
     )
@@ -377,7 +398,10 @@ def train_from_store(
         log.warning(
             "the labels never use some score (%s): the install gate will refuse this candidate", counts
         )
-    tr_idx, held_idx = stratified_split(data.y, heldout, seed)
+    # whole patients on one side, so the held-out figures are about patients not trained on
+    tr_idx, held_idx = grouped_stratified_split(data.y, data.groups, heldout, seed)
+    if len(held_idx) == 0 or len(tr_idx) == 0:
+        raise InputError("cannot hold out whole patients with these labels: label trials of more patients")
     x_tr, y_tr = data.x[tr_idx], data.y[tr_idx]
     cfg = dict(SMALL_CONFIG if small else DEFAULT_CONFIG)
     if epochs is not None:
@@ -469,6 +493,9 @@ def train_from_store(
         },
         "split": {
             "heldout_share": heldout,
+            "by": "patient (a trial without a patient counts as its own)",
+            "heldout_patients": len({int(g) for g in data.groups[held_idx] if g > 0}),
+            "train_patients": len({int(g) for g in data.groups[tr_idx] if g > 0}),
             "seed": seed,
             "train": _counts(y_tr),
             "heldout": _counts(data.y[held_idx]),
