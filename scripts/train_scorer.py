@@ -11,7 +11,9 @@ only, trained on all trials):
 
 1. fixed seeds; features standardised with the training split's mean / std;
 2. 5-fold stratified cross-validation on the training split (accuracy, QWK per fold);
-3. a final model on the whole training split (10 % kept aside for early stopping);
+3. a final model on the whole training split (10 % kept aside for early stopping), then
+   temperature scaling: its logits divided by one T fitted on the folds' out-of-fold
+   predictions (calibrated probabilities, same arg-max);
 4. export: float TFLite (``--float-dir``, default ``.cache/scorer``, not committed) and
    full-int8 TFLite (int8 input/output, calibrated on training samples) →
    ``models/scorer_int8.tflite`` / ``models/scorer_2d_int8.tflite``;
@@ -125,6 +127,39 @@ def metrics(y: np.ndarray, prob: np.ndarray) -> dict[str, Any]:
 # (shared with flexscore train --from-store).
 
 
+# --------------------------------------------------------------------------- calibration
+
+
+def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
+    """Temperature T minimising the negative log-likelihood of softmax(logits / T) (grid
+    search over 0.25–8)."""
+    best_t, best_nll = 1.0, float("inf")
+    for t in np.exp(np.linspace(np.log(0.25), np.log(8.0), 141)):
+        z = logits / t
+        z = z - z.max(axis=1, keepdims=True)
+        logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+        nll = float(-logp[np.arange(len(y)), y].mean())
+        if nll < best_nll:
+            best_t, best_nll = float(t), nll
+    return best_t
+
+
+def with_temperature(model: Any, temperature: float) -> Any:
+    """The same network with its logits divided by ``temperature`` before the softmax.
+
+    The final ``Dense(3, softmax)`` layer (named "probs") is replayed as a linear layer with
+    the same weights, then scaled and soft-maxed: argmax unchanged, probabilities calibrated.
+    """
+    import tf_keras as keras
+
+    probs = model.get_layer("probs")
+    linear = keras.layers.Dense(3, name="logits")
+    logits = linear(probs.input)
+    linear.set_weights(probs.get_weights())
+    scaled = keras.layers.Rescaling(1.0 / temperature, name="temperature")(logits)
+    return keras.Model(model.input, keras.layers.Softmax(name="probs_calibrated")(scaled))
+
+
 # --------------------------------------------------------------------------- export
 
 
@@ -227,16 +262,23 @@ def train_variant(
 
     cv: list[dict[str, Any]] = []
     folds = stratified_folds(y_tr, cfg["folds"], args.seed)
+    oof = np.full((len(y_tr), 3), 1 / 3)  # out-of-fold probabilities, for the temperature
     for k, test_idx in enumerate(folds):
         tr_idx = np.setdiff1d(np.arange(len(y_tr)), test_idx)
         model = fit(xn[tr_idx], y_tr[tr_idx], cfg, args.seed + k, f"[{variant}] fold {k + 1}")
         prob = model.predict(xn[test_idx], verbose=0, batch_size=256)
+        oof[test_idx] = prob
         m = metrics(y_tr[test_idx], prob)
         cv.append(m)
         log.info(
             "[%s] fold %d/%d: accuracy %.3f, QWK %.3f", variant, k + 1, len(folds), m["accuracy"], m["qwk"]
         )
     model = fit(xn, y_tr, cfg, args.seed, f"[{variant}] final")
+    # Calibration (temperature scaling): one T fitted on the cross-validation folds'
+    # out-of-fold predictions (training split only; log p are the logits up to a constant).
+    temperature = fit_temperature(np.log(np.clip(oof, 1e-7, 1.0)), y_tr)
+    log.info("[%s] temperature %.3f (out-of-fold fit on %d trials)", variant, temperature, len(y_tr))
+    model = with_temperature(model, temperature)
 
     rng = np.random.default_rng(args.seed)
     calib = xn[rng.choice(len(xn), size=min(cfg["calib"], len(xn)), replace=False)]
@@ -302,6 +344,7 @@ def train_variant(
         "heldout": results,
         "int8_float_agreement": round(float(np.concatenate(agree_all).mean()), 4) if agree_all else None,
         "train_trials": len(y_tr),
+        "temperature": round(temperature, 4),
     }
     if not args.no_write:
         digest = hashlib.sha256(int8_bytes).hexdigest()
@@ -315,7 +358,9 @@ def train_variant(
             "license": "Apache-2.0",
             "recipe": (
                 f"scripts/train_scorer.py: tf_keras LSTM({cfg['units']}) → Dense(16) → "
-                f"softmax(3) on {x_tr.shape[2]} standardised features × {N_STEPS} steps; "
+                f"softmax(3 logits / T={temperature:.3f}, temperature fitted on the CV folds' "
+                f"out-of-fold predictions) on {x_tr.shape[2]} standardised features × "
+                f"{N_STEPS} steps; "
                 "full-int8 (int8 input/output) TFLite calibrated on "
                 f"{len(calib)} training trials; data from scripts/make_trials.py "
                 "(synthetic kinematic + real-derived; see docs/VALIDATION.md)"
@@ -342,7 +387,12 @@ def train_variant(
                     for k, v in results.items()
                 },
             },
-            "training": {"seed": args.seed, "small": args.small, **cfg},
+            "training": {
+                "seed": args.seed,
+                "small": args.small,
+                "temperature": round(temperature, 4),
+                **cfg,
+            },
         }
         update_manifest(Path(args.models_dir), {name: entry})
         log.info("[%s] manifest entry %s updated (sha256 %s…)", variant, name, digest[:12])
