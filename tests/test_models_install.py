@@ -186,3 +186,32 @@ def test_models_cli(
     assert main(["models", "rollback", *common]) == 2
     assert "nothing to roll back" in capsys.readouterr().err
     assert main(["models", "install", str(tmp_path / "nope"), *common]) == 2
+
+
+def test_the_appliance_records_the_version_of_the_scorer_that_scored(tmp_path: Path) -> None:
+    """The daemon writes each score with the version of the model that made it: the 2D
+    scorer's for a trial without z, the installed one's after an install."""
+    from datetime import UTC, datetime
+
+    from site_helpers import kazuhito_trial
+
+    from device.app import FlexscoreApp
+    from device.trial.recorder import RecorderState, StateChange, TrialInfo
+
+    app = FlexscoreApp(Config(), state_dir=tmp_path, serve_web=False)
+    decider = Decider(Config(), state_dir=tmp_path)
+    try:
+        for trial, prefix in (
+            (synth_trial(2, seed=4), "scorer_int8@"),
+            (kazuhito_trial(1.0, 0), "scorer_2d_int8@"),
+        ):
+            res = decider.score(trial)
+            assert res.status == "scored", res.reasons
+            info = TrialInfo(seq=1, side="right", patient_id=None, origin="test",
+                             started_at=datetime.now(UTC), trial=trial, result=res)  # fmt: skip
+            outcome = app._outcome(StateChange(RecorderState.SCORING, RecorderState.RESULT, 0.0, info))
+            assert outcome.score is not None
+            assert outcome.score.model_version == res.details["rnn"]["version"]
+            assert outcome.score.model_version.startswith(prefix)
+    finally:
+        decider.close()
