@@ -46,6 +46,7 @@ def machine_info() -> dict[str, Any]:
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
         "flexscore": __version__,
+        "loadavg_start": [round(x, 2) for x in os.getloadavg()],  # others' load on a shared machine
     }
 
 
@@ -134,7 +135,7 @@ def _run_tracker_once(tracker: HandTracker, frames: list[np.ndarray], fps: float
 
 def bench_tracker(
     cfg: Config, variants: list[tuple[str, str]], frames: list[np.ndarray], fps: float,
-    rounds: int, threads: int | list[int],
+    rounds: int, threads: int | list[int], between_rounds: Callable[[], None] | None = None,
 ) -> list[dict[str, Any]]:  # fmt: skip
     """Whole-tracker time per frame for each variant (decoding excluded), interleaved.
 
@@ -156,6 +157,8 @@ def bench_tracker(
         for _ in range(rounds):
             for k, (tr, _) in trackers.items():
                 runs[k].append(_run_tracker_once(tr, frames, fps))
+            if between_rounds is not None:
+                between_rounds()
     finally:
         for tr, _ in trackers.values():
             tr.close()
@@ -254,48 +257,65 @@ def bench_int8_accuracy(
     return out
 
 
-def bench_reference(
-    reference_python: str, frames: list[np.ndarray], rounds: int, ours: list[dict[str, Any]],
-    ours_landmarks: dict[str, list[Any]] | None = None,
-) -> dict[str, Any]:  # fmt: skip
-    """Run MediaPipe legacy Hands (complexity 0 and 1) on the same frames in a subprocess."""
-    if not REFERENCE_SCRIPT.is_file():
-        raise FlexscoreError(f"reference script not found: {REFERENCE_SCRIPT}")
-    py = Path(reference_python)
-    if not py.exists():
-        raise FlexscoreError(
-            f"--reference-python {py} does not exist (create it with scripts/make_reference_venv.sh)"
-        )
-    result: dict[str, Any] = {"python": str(py), "complexity": {}}
-    with tempfile.TemporaryDirectory() as tmp:
-        npy = Path(tmp) / "frames.npy"
-        np.save(npy, np.stack(frames))
-        per: dict[int, list[float]] = {0: [], 1: []}
-        last: dict[int, dict[str, Any]] = {}
-        for _ in range(rounds):
-            for c in (0, 1):
-                out = Path(tmp) / f"ref{c}.json"
-                cmd = [str(py), str(REFERENCE_SCRIPT), "--frames", str(npy), "--complexity", str(c),
-                       "--out", str(out)]  # fmt: skip
-                proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
-                if proc.returncode != 0:
-                    raise FlexscoreError(
-                        f"reference run failed (exit {proc.returncode}): {proc.stderr.strip()[-500:]}"
-                    )
-                data = json.loads(out.read_text())
-                per[c].append(float(data["median_ms"]))  # first frame is a 40–80 ms outlier
-                last[c] = data
-    for c, complexity in ((0, "lite"), (1, "full")):
-        mp_ms = _median_of_rounds(per[c])
-        entry: dict[str, Any] = {"mediapipe_ms_per_frame": round(mp_ms, 3), "rounds": per[c]}
+class ReferenceRunner:
+    """MediaPipe legacy Hands (complexity 0 and 1) on the same frames, in a subprocess.
+
+    ``run_round()`` runs each complexity once; the tracker benchmark calls it after each of
+    its own rounds, so every MediaPipe round is measured right next to the tracker round it
+    is compared with (the load of a shared machine changes within a minute). ``result()``
+    reports the median MediaPipe time and, per variant, the median of the per-round ratios.
+    """
+
+    def __init__(self, reference_python: str, frames: list[np.ndarray]) -> None:
+        if not REFERENCE_SCRIPT.is_file():
+            raise FlexscoreError(f"reference script not found: {REFERENCE_SCRIPT}")
+        self.python = Path(reference_python)
+        if not self.python.exists():
+            raise FlexscoreError(
+                f"--reference-python {self.python} does not exist "
+                "(create it with scripts/make_reference_venv.sh)"
+            )
+        self._tmp = tempfile.TemporaryDirectory(prefix="flexscore-bench-")
+        self._npy = Path(self._tmp.name) / "frames.npy"
+        np.save(self._npy, np.stack(frames))
+        self.per_round: dict[int, list[float]] = {0: [], 1: []}
+        self.version: str | None = None
+
+    def run_round(self) -> None:
+        for c in (0, 1):
+            out = Path(self._tmp.name) / f"ref{c}.json"
+            cmd = [str(self.python), str(REFERENCE_SCRIPT), "--frames", str(self._npy),
+                   "--complexity", str(c), "--out", str(out)]  # fmt: skip
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
+            if proc.returncode != 0:
+                raise FlexscoreError(
+                    f"reference run failed (exit {proc.returncode}): {proc.stderr.strip()[-500:]}"
+                )
+            data = json.loads(out.read_text())
+            self.per_round[c].append(float(data["median_ms"]))  # per-frame median, as ours
+            self.version = data.get("mediapipe_version", self.version)
+
+    def close(self) -> None:
+        self._tmp.cleanup()
+
+    def result(self, ours: list[dict[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {"python": str(self.python), "complexity": {},
+                               "mediapipe_version": self.version}  # fmt: skip
         multi = len({row["threads"] for row in ours}) > 1
-        for row in ours:
-            if row["complexity"] == complexity:
+        for c, complexity in ((0, "lite"), (1, "full")):
+            mp = self.per_round[c]
+            entry: dict[str, Any] = {
+                "mediapipe_ms_per_frame": round(_median_of_rounds(mp), 3), "rounds": mp,
+            }  # fmt: skip
+            for row in ours:
+                if row["complexity"] != complexity:
+                    continue
                 key = f"ratio_{row['precision']}" + (f"_{row['threads']}t" if multi else "")
-                entry[key] = round(row["ms_per_frame"] / mp_ms, 3)
-        result["complexity"][str(c)] = entry
-        result.setdefault("mediapipe_version", last[c].get("mediapipe_version"))
-    return result
+                paired = [a / b for a, b in zip(row["rounds_ms_per_frame"], mp, strict=False) if b > 0]
+                entry[key] = round(_median_of_rounds(paired), 3)
+                entry[key.replace("ratio_", "round_ratios_")] = [round(r, 3) for r in paired]
+            out["complexity"][str(c)] = entry
+        return out
 
 
 def run_bench(
@@ -337,22 +357,31 @@ def run_bench(
     steps: list[tuple[str, Callable[[], Any]]] = []
     if "models" in sections:
         steps.append(("models", lambda: bench_models(models_dir, frames, rounds)))
+    reference = None
+    if "reference" in sections and reference_python:
+        reference = ReferenceRunner(reference_python, frames)
     if "tracker" in sections or "reference" in sections:
-        steps.append(("tracker", lambda: bench_tracker(cfg, variants, frames, info.fps, rounds, threads)))
+        between = reference.run_round if reference is not None else None
+        steps.append(("tracker", lambda: bench_tracker(
+            cfg, variants, frames, info.fps, rounds, threads, between)))  # fmt: skip
     if "accuracy" in sections:
         steps.append(("int8_accuracy", lambda: bench_int8_accuracy(cfg, variants, frames, info.fps)))
-    if "reference" in sections and reference_python:
-        steps.append(("reference", lambda: bench_reference(
-            reference_python, frames, rounds, report.get("tracker", []))))  # fmt: skip
+    if reference is not None:
+        steps.append(("reference", lambda: reference.result(report.get("tracker", []))))
     if "scoring" in sections:
         steps.append(("scoring", _bench_scoring))
     if "daemon" in sections:
         steps.append(("daemon", lambda: _bench_daemon(cfg, video)))
-    for name, fn in steps:
-        log.info("bench: %s", name)
-        t0 = time.perf_counter()
-        report[name] = fn()
-        log.info("bench: %s done in %.1f s", name, time.perf_counter() - t0)
+    try:
+        for name, fn in steps:
+            log.info("bench: %s", name)
+            t0 = time.perf_counter()
+            report[name] = fn()
+            log.info("bench: %s done in %.1f s", name, time.perf_counter() - t0)
+    finally:
+        if reference is not None:
+            reference.close()
+    report["machine"]["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
     return report
 
 
@@ -379,7 +408,8 @@ def format_report(r: dict[str, Any]) -> str:
         f"flexscore bench — {r['machine']['machine']}, {r['machine']['cpus']} CPUs, "
         f"Python {r['machine']['python']}; video {Path(r['video']['path']).name} "
         f"({r['video']['frames']} frames, {r['video']['width']}×{r['video']['height']}); "
-        f"median of {r['rounds']} interleaved rounds",
+        f"median of {r['rounds']} interleaved rounds; load average "
+        f"{r['machine'].get('loadavg_start', ['?'])[0]} → {r['machine'].get('loadavg_end', ['?'])[0]}",
     ]
     if "models" in r:
         lines += ["", "model                               bytes    invoke 1t   invoke 2t"]

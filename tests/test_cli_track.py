@@ -165,3 +165,31 @@ def test_wrong_model_file_is_detected(tmp_path: Path, models_dir: Path) -> None:
     (broken / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ModelError, match="wrong model file"):
         load_model(broken, "hand_landmark_lite_fp32")
+
+
+def test_bench_tracker_section_reports_every_variant(sample_video: Path) -> None:
+    """The tracker benchmark's report shape (nothing timed is asserted)."""
+    from device.bench import format_report, run_bench
+    from device.config import Config
+
+    report = run_bench(Config(), video=str(sample_video), max_frames=12, rounds=1, sections={"tracker"})
+    rows = {(r["complexity"], r["precision"]): r for r in report["tracker"]}
+    assert set(rows) == {("lite", "fp32"), ("lite", "int8"), ("full", "fp32"), ("full", "int8")}
+    assert rows[("lite", "int8")]["palm"] == "int8_weight_only"  # models.palm_precision = "auto"
+    assert rows[("lite", "fp32")]["palm"] == "fp32"
+    for r in rows.values():
+        assert r["frames"] == 12 and r["detector_runs"] >= 1
+        assert r["invoke_ms_per_frame"] > 0 and r["python_ms_per_frame"] >= 0
+        share = r["python_ms_per_frame"] / r["invoke_ms_per_frame"]
+        assert r["python_overhead"] == pytest.approx(share, abs=0.01)
+    assert "lite  int8" in format_report(report)
+
+
+def test_bench_reference_python_missing_is_a_clear_error(tmp_path: Path, sample_video: Path) -> None:
+    from device.bench import run_bench
+    from device.config import Config
+    from device.errors import FlexscoreError
+
+    with pytest.raises(FlexscoreError, match="make_reference_venv"):
+        run_bench(Config(), video=str(sample_video), max_frames=4, rounds=1, sections={"reference"},
+                  reference_python=str(tmp_path / "no-python"))  # fmt: skip
