@@ -33,7 +33,7 @@ from device.config import Config
 from device.errors import ConfigError, FlexscoreError, InputError, StoreError
 from device.store import STOPPED_REASON, RecorderSink, Store, StoreCorruptError
 from device.trial.quality import anatomical_side
-from device.trial.recorder import StateChange, TrialRecorder
+from device.trial.recorder import StateChange, TrialInfo, TrialRecorder
 from device.vision.tracker import HandTracker, build_tracker
 from device.vision.types import HandObservation
 from device.web.services import StatusSnapshot
@@ -163,7 +163,12 @@ class FlexscoreApp:
 
         self.decider = Decider(cfg, state_dir=self.state_dir)  # site-installed scorers first
         self.decider.rnn_for(True)  # load the scorer now: a bad model fails at start
-        self.recorder = TrialRecorder(self._score, trial_config=cfg.trial, mirrored=cfg.tracker.mirrored)
+        self.recorder = TrialRecorder(
+            self._score,
+            info_score_fn=self._score_in_session,
+            trial_config=cfg.trial,
+            mirrored=cfg.tracker.mirrored,
+        )
         self.recorder.add_listener(self._sink)
         self.recorder.start_ticker()
         if cfg.panel.enabled:
@@ -444,6 +449,18 @@ class FlexscoreApp:
         assert self.decider is not None
         return self.decider.score(trial)
 
+    def _score_in_session(self, trial: Any, info: TrialInfo) -> Any:
+        """Scoring thread: a reference trial is measured; an assessment is scored with
+        ``Decider.score(trial, reference=...)`` against its session's reference trial (the
+        same patient today, the other hand; rebuilt from its stored landmarks), if any."""
+        from device.web.services import measure_reference, score_in_session
+
+        assert self.decider is not None
+        if info.is_reference:
+            return measure_reference(trial, self.config.trial)
+        decider = self.decider
+        return score_in_session(self.store, trial, info, lambda t, ref: decider.score(t, reference=ref))
+
     def _outcome(self, change: StateChange) -> Any:
         from device.web.services import trial_outcome
 
@@ -501,8 +518,8 @@ class FlexscoreApp:
             snap["store_error"] = self.last_store_error
         return snap
 
-    def start_trial(self, patient_code: str | None, side: str | None) -> bool:
-        from device.web.services import check_side, resolve_patient
+    def start_trial(self, patient_code: str | None, side: str | None, reference: bool = False) -> bool:
+        from device.web.services import check_reference, check_side, resolve_patient
 
         if self.recorder is None:
             return False
@@ -513,10 +530,17 @@ class FlexscoreApp:
             if reason is not None:
                 raise InputError(reason)
         patient = resolve_patient(self.store, patient_code, side)
+        if reference:
+            side = check_reference(patient, side, self.config.trial.side)
         if patient is not None:
             self._patients[patient.id] = patient.code
             side = side or patient.affected_side
-        return self.recorder.start(side=side, patient_id=patient.id if patient else None, origin="web")  # type: ignore[arg-type]
+        return self.recorder.start(
+            side=side,  # type: ignore[arg-type]
+            patient_id=patient.id if patient else None,
+            origin="web",
+            reference=reference,
+        )
 
     def cancel_trial(self) -> bool:
         return bool(self.recorder and self.recorder.cancel("cancelled"))

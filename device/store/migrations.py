@@ -69,6 +69,19 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             detail TEXT                                -- JSON
         )""",
     ),
+    # 2: scoring against the unaffected hand (issue 10). A trial's role: an "assessment" of
+    # the affected hand or a "reference" recording of the unaffected hand, whose measured
+    # range of motion (the reference profile, JSON) is kept with it; each score says which
+    # mode made it ("absolute" or "reference") and which reference trial it was compared with.
+    # Rows written before this migration are assessments scored in the absolute mode.
+    (
+        "ALTER TABLE trials ADD COLUMN role TEXT NOT NULL DEFAULT 'assessment' "
+        "CHECK (role IN ('assessment', 'reference'))",
+        "ALTER TABLE trials ADD COLUMN profile TEXT",  # JSON: the reference profile
+        "ALTER TABLE scores ADD COLUMN mode TEXT CHECK (mode IN ('absolute', 'reference'))",
+        "ALTER TABLE scores ADD COLUMN reference_trial_id INTEGER REFERENCES trials(id)",
+        "CREATE INDEX trials_patient_role ON trials(patient_id, role, started_at)",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

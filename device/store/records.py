@@ -11,6 +11,11 @@ TRIAL_STATUSES: tuple[str, ...] = (
     "recording", "scoring", "scored", "rejected", "cancelled", "error", "interrupted",
 )  # fmt: skip
 OPEN_STATUSES: tuple[str, ...] = ("recording", "scoring")  # a crash leaves these behind
+TrialRole = Literal["assessment", "reference"]
+# "assessment": the affected hand, scored 0/1/2; "reference": the unaffected hand, recorded so
+# the session's next assessments are scored relative to it (its range is the trial's profile).
+TRIAL_ROLES: tuple[str, ...] = ("assessment", "reference")
+SCORE_MODES: tuple[str, ...] = ("absolute", "reference")
 
 
 @dataclass(frozen=True)
@@ -33,6 +38,10 @@ class NewScore:
         model_version / rule_version: e.g. the model file's sha256 prefix and rule name.
         review: True when a clinician should look at it.
         detail: any further JSON-serialisable facts (reasons, features summary).
+        mode: "absolute" (against an ideal fist) or "reference" (against the unaffected
+            hand); None for scores stored before modes existed (absolute).
+        reference_trial_id: the reference trial the score was compared with (also kept
+            when that reference was unusable and the absolute mode was used), or None.
     """
 
     final_score: int
@@ -44,6 +53,8 @@ class NewScore:
     rule_version: str | None = None
     review: bool = False
     detail: dict[str, Any] | None = None
+    mode: str | None = None
+    reference_trial_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -66,6 +77,12 @@ class TrialRecord:
     reasons: list[dict[str, str]] = field(default_factory=list)
     score: ScoreRecord | None = None  # the latest score, if any
     has_landmarks: bool = False
+    role: str = "assessment"  # or "reference" (the unaffected hand)
+    profile: dict[str, Any] | None = None  # a reference trial's measured range of motion
+
+    @property
+    def is_reference(self) -> bool:
+        return self.role == "reference"
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready summary (what /api/status's ``last_trial`` and /api/trials show)."""
@@ -73,6 +90,7 @@ class TrialRecord:
             "id": self.id,
             "patient_id": self.patient_id,
             "side": self.side,
+            "role": self.role,
             "status": self.status,
             "started_at": self.started_at.isoformat(),
             "finished_at": self.finished_at.isoformat() if self.finished_at else None,

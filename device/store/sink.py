@@ -64,6 +64,7 @@ def write_outcome(store: Store, trial_id: int, outcome: Outcome) -> None:
         reasons=outcome.reasons,
         score=outcome.score,
         finished_at=outcome.finished_at,
+        profile=getattr(outcome, "profile", None),
     )
 
 
@@ -99,6 +100,7 @@ class RecorderSink:
                 patient_id=info.patient_id,
                 origin=info.origin,
                 started_at=info.recording_started_at or info.started_at,
+                role=info.role,
             )
             self.last_error = None
         elif state == "scoring" and info.seq in self.ids:

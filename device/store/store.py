@@ -34,6 +34,8 @@ from device.store.blobs import FORMAT, decode_trial, encode_trial
 from device.store.migrations import MIGRATIONS, SCHEMA_VERSION
 from device.store.records import (
     OPEN_STATUSES,
+    SCORE_MODES,
+    TRIAL_ROLES,
     TRIAL_STATUSES,
     AuditEntry,
     Label,
@@ -263,13 +265,17 @@ class Store:
         patient_id: int | None = None,
         origin: str | None = None,
         started_at: datetime | None = None,
+        role: str = "assessment",
     ) -> int:
-        """A new trial in status ``recording``; returns its id."""
+        """A new trial in status ``recording``; returns its id. ``role`` "reference" marks a
+        recording of the unaffected hand (``side`` is then that hand's side)."""
+        if role not in TRIAL_ROLES:
+            raise StoreError(f"unknown trial role {role!r}; valid: {', '.join(TRIAL_ROLES)}")
         with self._write("begin trial") as c:
             cur = c.execute(
-                "INSERT INTO trials (patient_id, side, status, origin, started_at) "
-                "VALUES (?, ?, 'recording', ?, ?)",
-                (patient_id, side, origin, _ts(started_at or self._clock())),
+                "INSERT INTO trials (patient_id, side, status, origin, started_at, role) "
+                "VALUES (?, ?, 'recording', ?, ?, ?)",
+                (patient_id, side, origin, _ts(started_at or self._clock()), role),
             )
             return int(cur.lastrowid or 0)
 
@@ -289,21 +295,27 @@ class Store:
         reasons: list[dict[str, str]] | None = None,
         score: NewScore | None = None,
         finished_at: datetime | None = None,
+        profile: dict[str, Any] | None = None,
     ) -> None:
-        """Record a trial's outcome — status, landmarks, quality, reasons and score — in one
-        transaction: all of it is stored, or (on any error) none of it."""
+        """Record a trial's outcome — status, landmarks, quality, reasons, score and (for a
+        reference trial) its measured ``profile`` — in one transaction: all of it is stored,
+        or (on any error) none of it."""
         self._check_status(status)
+        if score is not None:
+            self._check_score(score)
         blob = encode_trial(trial) if trial is not None else None
         with self._write("finish trial") as c:
             self._update_trial(
                 c,
                 trial_id,
-                "status = ?, finished_at = ?, quality = COALESCE(?, quality), reasons = ?",
+                "status = ?, finished_at = ?, quality = COALESCE(?, quality), reasons = ?, "
+                "profile = COALESCE(?, profile)",
                 (
                     status,
                     _ts(finished_at or self._clock()),
                     _json(quality),
                     _json(list(reasons or [])),
+                    _json(profile),
                 ),
             )
             if blob is not None and trial is not None:
@@ -317,6 +329,7 @@ class Store:
 
     def add_score(self, trial_id: int, score: NewScore) -> int:
         """Another score for a stored trial (e.g. re-scored by a newer model)."""
+        self._check_score(score)
         with self._write("add score") as c:
             if not c.execute("SELECT 1 FROM trials WHERE id = ?", (trial_id,)).fetchone():
                 raise StoreError(f"no trial {trial_id}")
@@ -325,8 +338,8 @@ class Store:
     def _insert_score(self, c: sqlite3.Connection, trial_id: int, s: NewScore) -> int:
         cur = c.execute(
             "INSERT INTO scores (trial_id, created_at, model_version, rule_version, "
-            "probabilities, model_score, rule_score, final_score, confidence, review, detail) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "probabilities, model_score, rule_score, final_score, confidence, review, detail, "
+            "mode, reference_trial_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 trial_id,
                 _ts(self._clock()),
@@ -339,9 +352,15 @@ class Store:
                 s.confidence,
                 int(s.review),
                 _json(s.detail),
+                s.mode,
+                s.reference_trial_id,
             ),
         )
         return int(cur.lastrowid or 0)
+
+    def _check_score(self, s: NewScore) -> None:
+        if s.mode is not None and s.mode not in SCORE_MODES:
+            raise StoreError(f"unknown score mode {s.mode!r}; valid: {', '.join(SCORE_MODES)}")
 
     def _check_status(self, status: str) -> None:
         if status not in TRIAL_STATUSES:
@@ -381,7 +400,7 @@ class Store:
         "SELECT t.*, (SELECT COUNT(*) FROM landmarks l WHERE l.trial_id = t.id) AS has_lm, "
         "s.id AS s_id, s.created_at AS s_created_at, s.model_version, s.rule_version, "
         "s.probabilities, s.model_score, s.rule_score, s.final_score, s.confidence, s.review, "
-        "s.detail FROM trials t LEFT JOIN scores s ON s.id = "
+        "s.detail, s.mode, s.reference_trial_id FROM trials t LEFT JOIN scores s ON s.id = "
         "(SELECT MAX(id) FROM scores WHERE trial_id = t.id)"
     )
 
@@ -403,6 +422,8 @@ class Store:
             reasons=_unjson(row["reasons"]) or [],
             score=score,
             has_landmarks=bool(row["has_lm"]),
+            role=row["role"],
+            profile=_unjson(row["profile"]),
         )
 
     def _score_from(self, row: sqlite3.Row, score_id: int, trial_id: int, created: str) -> ScoreRecord:
@@ -417,6 +438,8 @@ class Store:
             rule_version=row["rule_version"],
             review=bool(row["review"]),
             detail=_unjson(row["detail"]),
+            mode=row["mode"],
+            reference_trial_id=row["reference_trial_id"],
             id=score_id,
             trial_id=trial_id,
             created_at=_dt(created),
@@ -456,6 +479,25 @@ class Store:
 
     def count_trials(self) -> int:
         return int(self._read("SELECT COUNT(*) FROM trials")[0][0])
+
+    def session_reference(
+        self, patient_id: int, side: str, since: datetime, before: datetime | None = None
+    ) -> TrialRecord | None:
+        """The newest reference trial of ``patient_id``'s unaffected hand (``side``) started
+        at or after ``since`` (and before ``before``, when given) whose landmarks are stored
+        and that finished (``scored``, or ``rejected`` — then it is reported as unusable), or
+        None. Cancelled, failed and interrupted recordings are not references."""
+        sql = (
+            f"{self._TRIAL_SELECT} WHERE t.patient_id = ? AND t.role = 'reference' AND t.side = ?"
+            " AND t.status IN ('scored', 'rejected') AND t.started_at >= ?"
+            " AND EXISTS (SELECT 1 FROM landmarks l WHERE l.trial_id = t.id)"
+        )
+        params: list[Any] = [patient_id, side, _ts(since)]
+        if before is not None:
+            sql += " AND t.started_at < ?"
+            params.append(_ts(before))
+        rows = self._read(f"{sql} ORDER BY t.started_at DESC, t.id DESC LIMIT 1", tuple(params))
+        return self._trial(rows[0]) if rows else None
 
     def load_trial(self, trial_id: int) -> Trial:
         """The stored landmarks of a trial, ready to re-score."""

@@ -26,6 +26,14 @@ States (:class:`RecorderState`) and what moves between them::
   that caused the change, under the recorder's lock: keep them short and do not block
   (the panel sets an LED pattern, the root writes the store, the web page copies a snapshot).
 
+* A **reference trial** (``start(reference=True)``, issue 10) records the patient's
+  *unaffected* hand so the session's next trials are scored against it. It runs through the
+  same states; its ``TrialInfo.role`` is "reference" and its ``side`` the unaffected side
+  (the other one than the affected side given to ``start``), so the quality gates check that
+  hand. ``info_score_fn(trial, info)``, when given, scores every trial knowing its role and
+  patient (the root measures a reference there instead of scoring it); otherwise
+  ``score_fn(trial)`` is used for both roles.
+
 A rejection is data (reasons), not an exception. All times are on the injectable ``clock``
 (monotonic seconds); ``wall`` stamps trials with UTC datetimes for the store.
 """
@@ -108,6 +116,8 @@ class TrialInfo:
         quality: the quality report, or None before the gates ran.
         result: what ``score_fn`` returned (``result`` state), else None.
         reasons: why it was rejected, cancelled or failed.
+        role: "assessment" (the affected hand) or "reference" (the unaffected hand; ``side``
+            is then that hand's side).
     """
 
     seq: int
@@ -122,6 +132,16 @@ class TrialInfo:
     quality: QualityReport | None = field(default=None, repr=False)
     result: Any = field(default=None, repr=False)
     reasons: tuple[QualityReason, ...] = ()
+    role: str = "assessment"
+
+    @property
+    def is_reference(self) -> bool:
+        return self.role == "reference"
+
+
+def other_side(side: Side | None) -> Side | None:
+    """The other hand ("left" ↔ "right"); None stays None."""
+    return None if side is None else ("left" if side == "right" else "right")
 
 
 @dataclass(frozen=True)
@@ -160,6 +180,7 @@ class TrialRecorder:
         self,
         score_fn: Callable[[Trial], Any],
         *,
+        info_score_fn: Callable[[Trial, TrialInfo], Any] | None = None,
         trial_config: TrialConfig | None = None,
         timing: RecorderTiming | None = None,
         mirrored: bool = False,
@@ -171,6 +192,7 @@ class TrialRecorder:
         self._cfg = trial_config or TrialConfig()
         self.timing = timing or RecorderTiming(recording_s=self._cfg.duration_s)
         self._score_fn = score_fn
+        self._info_score_fn = info_score_fn
         self._quality_fn = quality_fn or (lambda t: check_quality(t, self._cfg))
         self._mirrored = mirrored
         self._clock = clock or time.monotonic
@@ -225,6 +247,7 @@ class TrialRecorder:
                 "remaining_s": None if rem is None else round(rem, 2),
                 "trial_seq": info.seq if info else None,
                 "reasons": [r.code for r in info.reasons] if info else [],
+                "reference": bool(info and info.is_reference),
             }
 
     def add_listener(self, fn: Listener) -> None:
@@ -234,19 +257,33 @@ class TrialRecorder:
         self._listeners.remove(fn)
 
     # -- commands ------------------------------------------------------------------------
-    def start(self, *, side: Side | None = None, patient_id: int | None = None, origin: str = "web") -> bool:
-        """Begin a trial with the countdown; False (nothing changes) while one is running."""
+    def start(
+        self,
+        *,
+        side: Side | None = None,
+        patient_id: int | None = None,
+        origin: str = "web",
+        reference: bool = False,
+    ) -> bool:
+        """Begin a trial with the countdown; False (nothing changes) while one is running.
+
+        ``side`` is the affected side (default: the configured one). With ``reference`` the
+        trial records the other, unaffected hand; that needs a side (ValueError without)."""
         with self._lock:
             if self._closed or self._state in RUNNING:
                 return False
+            affected = side if side is not None else self._cfg.side
+            if reference and affected is None:
+                raise ValueError("a reference trial needs the affected side (the other hand is recorded)")
             self._seq += 1
             self._obs = []
             info = TrialInfo(
                 seq=self._seq,
-                side=side if side is not None else self._cfg.side,
+                side=other_side(affected) if reference else affected,
                 patient_id=patient_id,
                 origin=origin,
                 started_at=self._wall(),
+                role="reference" if reference else "assessment",
             )
             self._transition(S.COUNTDOWN, info)
             return True
@@ -368,16 +405,19 @@ class TrialRecorder:
             self._finish(S.REJECTED, report.reasons, now)
             return
         self._transition(S.SCORING, info, now)
-        seq = info.seq
         try:
-            self._submit(lambda: self._run_scoring(seq, trial))
+            self._submit(lambda: self._run_scoring(info, trial))
         except RuntimeError as exc:  # executor shut down
             self._finish(S.ERROR, (QualityReason("scoring_failed", str(exc)),), now)
 
-    def _run_scoring(self, seq: int, trial: Trial) -> None:
+    def _run_scoring(self, info: TrialInfo, trial: Trial) -> None:
         """Runs on the scoring thread: score, then come back under the lock."""
+        seq = info.seq
         try:
-            result = self._score_fn(trial)
+            if self._info_score_fn is not None:
+                result = self._info_score_fn(trial, info)
+            else:
+                result = self._score_fn(trial)
         except Exception as exc:
             log.exception("scoring trial %d failed", seq)
             self._scored(seq, None, QualityReason("scoring_failed", f"scoring failed: {exc}"))

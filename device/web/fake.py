@@ -39,11 +39,18 @@ from flask import Flask
 
 from device.config import ModelsConfig, TrialConfig, WebConfig
 from device.errors import InputError
+from device.scoring.reference import apply_reference
 from device.scoring.rules import RuleScorer
 from device.scoring.types import Result
 from device.store import RecorderSink, Store, TrialRecord
 from device.trial.quality import check_quality
-from device.trial.recorder import RecorderState, RecorderTiming, StateChange, TrialRecorder
+from device.trial.recorder import (
+    RecorderState,
+    RecorderTiming,
+    StateChange,
+    TrialInfo,
+    TrialRecorder,
+)
 from device.trial.synthetic import SynthOptions, make_trial
 from device.trial.types import Side, Trial
 from device.vision.types import HandObservation
@@ -52,10 +59,13 @@ from device.web.services import (
     JpegFrame,
     StatusSnapshot,
     SystemInfo,
+    check_reference,
     check_side,
     disk_usage,
+    measure_reference,
     models_from_manifest,
     resolve_patient,
+    score_in_session,
     software_version,
     trial_outcome,
 )
@@ -147,6 +157,7 @@ class FakeServices:
         try:
             self.recorder = TrialRecorder(
                 self._score,
+                info_score_fn=self._score_in_session,
                 trial_config=self.trial_config,
                 timing=self.timing,
                 submit=self._inline,
@@ -179,14 +190,19 @@ class FakeServices:
             "side": info.side if info is not None else None,
             "trial_seq": snap["trial_seq"],
             "reasons": list(snap["reasons"]),
+            "reference": bool(snap["reference"]),
         }
 
-    def start_trial(self, patient_code: str | None, side: str | None) -> bool:
+    def start_trial(self, patient_code: str | None, side: str | None, reference: bool = False) -> bool:
         side = check_side(side)
         with self._lock:
             if self.recorder.busy:
                 return False
             patient = resolve_patient(self._store, patient_code, side)
+            if reference:
+                side = check_reference(patient, side)
+            elif patient is not None:
+                side = side or patient.affected_side
             if self.scores is not None:
                 self.next_score = next(self.scores)
             self.calls.append("start")
@@ -194,6 +210,7 @@ class FakeServices:
                 side=side,  # type: ignore[arg-type]
                 patient_id=patient.id if patient else None,
                 origin="web",
+                reference=reference,
             )
             if started:
                 self._patient_code = patient.code if patient else None
@@ -422,6 +439,19 @@ class FakeServices:
                 quality=quality.to_json(),
             )
         return replace(self._fake_model(self._rule.score(trial)), quality=quality.to_json())
+
+    def _score_in_session(self, trial: Trial, info: TrialInfo) -> Any:
+        """As the appliance: a reference is measured, an assessment scored against its
+        session's reference (the fake scorer, then :func:`apply_reference`, the step
+        ``Decider.score(trial, reference=...)`` takes after its absolute score)."""
+        if info.is_reference:
+            return measure_reference(trial, self.trial_config)
+
+        def score(t: Trial, reference: Trial | None) -> Result:
+            result = self._score(t)
+            return result if reference is None else apply_reference(result, t, reference, self.trial_config)
+
+        return score_in_session(self._store, trial, info, score)
 
     def _on_change(self, change: StateChange) -> None:
         """Recorder listener: plan the synthetic hand's motion; the sink keeps the store in step."""

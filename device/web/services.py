@@ -13,18 +13,27 @@ do the parts that are the same for every implementation, so the root only wires:
 * :func:`resolve_patient` — find or create the patient of a ``start_trial`` call;
 * :func:`trial_outcome` — what to write with ``Store.finish_trial`` when the recorder
   reaches an outcome, in the shape the result page reads;
+* :func:`measure_reference`, :func:`score_in_session` — scoring against the unaffected hand
+  (issue 10): a reference trial is measured (:class:`ReferenceResult`, no 0/1/2 score), and
+  an assessment is scored with the newest reference of the same **session** — the same
+  patient on the same local day (the unit the history and the FHIR export group by), a
+  reference of the other hand recorded before it — via ``score(trial, reference)``, i.e.
+  ``Decider.score(trial, reference=...)`` on the appliance, the call ``flexscore score
+  --reference`` makes;
 * :func:`models_from_manifest`, :func:`disk_usage`, :func:`software_version` — the parts of
   :class:`SystemInfo`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import shutil
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from datetime import time as dtime
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypedDict, runtime_checkable
@@ -33,7 +42,10 @@ from device.errors import InputError, StoreError
 from device.store import NewScore, Patient, Store
 
 if TYPE_CHECKING:
-    from device.trial.recorder import StateChange
+    from device.config import TrialConfig
+    from device.scoring.reference import ReferenceProfile
+    from device.store import TrialRecord
+    from device.trial.recorder import StateChange, TrialInfo
     from device.trial.types import Trial
 
 log = logging.getLogger(__name__)
@@ -58,6 +70,8 @@ class StatusSnapshot(TypedDict, total=False):
         side: affected side of the current (or last) trial, or None.
         trial_seq: the recorder's trial counter, or None.
         reasons: reason codes of the last outcome (rejected / cancelled / error).
+        reference: True when the current (or last) trial records the unaffected hand
+            (a reference trial); ``side`` is then that hand's side.
     """
 
     state: str
@@ -69,6 +83,7 @@ class StatusSnapshot(TypedDict, total=False):
     side: str | None
     trial_seq: int | None
     reasons: list[str]
+    reference: bool
 
 
 @dataclass(frozen=True)
@@ -122,11 +137,13 @@ class WebServices(Protocol):
         """A snapshot of the appliance (see :class:`StatusSnapshot`); cheap, never blocks."""
         ...
 
-    def start_trial(self, patient_code: str | None, side: str | None) -> bool:
+    def start_trial(self, patient_code: str | None, side: str | None, reference: bool = False) -> bool:
         """Start a trial (countdown first) for ``patient_code`` (found or created with
         :func:`resolve_patient`; None: no patient) and the affected ``side`` ("left",
-        "right" or None for the configured side). Returns False when a trial is already
-        running; raises :class:`InputError` for a bad code or side."""
+        "right" or None for the patient's or the configured side). With ``reference`` the
+        trial records the other, unaffected hand (see :func:`check_reference`). Returns
+        False when a trial is already running; raises :class:`InputError` for a bad code or
+        side, or a reference without a patient or side."""
         ...
 
     def cancel_trial(self) -> bool:
@@ -154,6 +171,20 @@ def check_side(side: str | None) -> str | None:
     if side not in SIDES:
         raise InputError(f"the affected side must be 'left' or 'right', not {side!r}")
     return side
+
+
+def check_reference(patient: Patient | None, side: str | None, default: str | None = None) -> str:
+    """The affected side of a reference trial; InputError when it cannot be one: the
+    reference belongs to a patient's session and needs the affected side."""
+    if patient is None:
+        raise InputError(
+            "a reference trial of the unaffected hand needs a patient code: it is used for that "
+            "patient's next trials today"
+        )
+    affected = side or patient.affected_side or default
+    if affected is None:
+        raise InputError("choose the affected side: the reference trial records the other hand")
+    return affected
 
 
 def resolve_patient(store: Store, code: str | None, side: str | None) -> Patient | None:
@@ -190,6 +221,8 @@ class TrialOutcome:
     reasons: list[dict[str, str]]
     score: NewScore | None
     finished_at: datetime | None
+    role: str = "assessment"
+    profile: dict[str, Any] | None = None  # a reference trial's measured range of motion
 
 
 def trial_outcome(
@@ -201,6 +234,9 @@ def trial_outcome(
     (the gates' report), and a score whose ``detail`` holds ``reasons`` (the scorer's
     sentences) and ``details`` (its measured values). A not-scorable result has no score
     row (the store only keeps 0/1/2) but keeps the scorer's sentences in the reasons.
+    A score records its mode (``details["mode"]``, "absolute" when absent) and the reference
+    trial it was compared with (``details["reference_trial_id"]``, from
+    :func:`score_in_session`); a reference trial stores its profile instead of a score.
     """
     status = OUTCOME_STATUS.get(str(change.new))
     info = change.info
@@ -210,12 +246,16 @@ def trial_outcome(
     quality = info.quality.to_json() if info.quality is not None else None
     result = info.result
     score: NewScore | None = None
+    profile: dict[str, Any] | None = None
+    if result is not None and info.is_reference:
+        profile = (getattr(result, "details", None) or {}).get("reference")
     if result is not None:
         rq = getattr(result, "quality", None)
         if rq:
             quality = dict(rq)
         res_score = getattr(result, "score", None)
         sentences = [str(s) for s in getattr(result, "reasons", ()) or ()]
+        details = dict(getattr(result, "details", {}) or {})
         if res_score in (0, 1, 2):
             probs = getattr(result, "probabilities", None)
             score = NewScore(
@@ -227,12 +267,105 @@ def trial_outcome(
                 model_version=model_version,
                 rule_version=rule_version,
                 review=bool(getattr(result, "review", False)),
-                detail={"reasons": sentences, "details": getattr(result, "details", {}) or {}},
+                detail={"reasons": sentences, "details": details},
+                mode=str(details.get("mode") or "absolute"),
+                reference_trial_id=details.get("reference_trial_id"),
             )
         elif status == "rejected":
             known = {r["message"] for r in reasons}
             reasons += [{"code": "not_scorable", "message": s} for s in sentences if s not in known]
-    return TrialOutcome(status, info.trial, quality, reasons, score, info.finished_at)
+    return TrialOutcome(status, info.trial, quality, reasons, score, info.finished_at, info.role, profile)
+
+
+# --------------------------------------------------------------------------- reference
+
+
+@dataclass(frozen=True)
+class ReferenceResult:
+    """What a reference trial yields: the unaffected hand's range, no 0/1/2 score.
+
+    The recorder treats it like a result (``scorable``: the hand can serve as the
+    reference) or, when unusable, like a not-scorable one with its ``reasons``."""
+
+    profile: ReferenceProfile
+    score: None = None
+
+    @property
+    def scorable(self) -> bool:
+        return self.profile.usable
+
+    @property
+    def reasons(self) -> tuple[Any, ...]:
+        from device.trial.quality import QualityReason
+
+        if not self.profile.usable:
+            return tuple(QualityReason("reference_unusable", r) for r in self.profile.reasons)
+        return (f"reference recorded: {finger_text(self.profile.peak)} of a full fist",)
+
+    @property
+    def quality(self) -> dict[str, Any]:
+        return self.profile.quality
+
+    @property
+    def details(self) -> dict[str, Any]:
+        return {"reference": self.profile.to_json()}
+
+
+def finger_text(values: Iterable[float]) -> str:
+    """ "index 80%, middle 75%, …" for per-finger shares (index…pinky)."""
+    from device.scoring.rules import FINGERS
+
+    return ", ".join(f"{n} {float(v):.0%}" for n, v in zip(FINGERS, values, strict=False))
+
+
+def measure_reference(trial: Trial, cfg: TrialConfig) -> ReferenceResult:
+    """Measure a reference trial (its ``side`` is the unaffected hand's) with
+    :func:`device.scoring.reference.reference_profile`, as scoring will when it is used."""
+    from device.scoring.reference import reference_profile
+    from device.trial.recorder import other_side
+
+    affected = other_side(trial.side) if trial.side is not None else cfg.side
+    return ReferenceResult(reference_profile(trial, dataclasses.replace(cfg, side=affected)))
+
+
+def session_start(at: datetime) -> datetime:
+    """Local midnight of ``at``'s day: a session is one patient's trials on one local day."""
+    return datetime.combine(at.astimezone().date(), dtime.min).astimezone()
+
+
+def find_session_reference(store: Store, info: TrialInfo) -> TrialRecord | None:
+    """The reference trial an assessment is scored against (see the module doc), or None."""
+    from device.trial.recorder import other_side
+
+    unaffected = other_side(info.side)
+    if info.is_reference or info.patient_id is None or unaffected is None:
+        return None
+    return store.session_reference(
+        info.patient_id, unaffected, session_start(info.started_at), before=info.started_at
+    )
+
+
+def score_in_session(
+    store: Store, trial: Trial, info: TrialInfo, score: Callable[[Trial, Trial | None], Any]
+) -> Any:
+    """Score an assessment with its session's reference (``score(trial, reference)``), noting
+    the reference trial's id in ``details["reference_trial_id"]``; without a reference it is
+    ``score(trial, None)`` (the absolute mode). A reference whose landmarks cannot be read
+    leaves the absolute mode with that reason."""
+    ref_rec = find_session_reference(store, info)
+    if ref_rec is None:
+        return score(trial, None)
+    try:
+        reference = store.load_trial(ref_rec.id)
+    except StoreError as exc:
+        log.warning("reference trial %d unreadable: %s", ref_rec.id, exc)
+        result = score(trial, None)
+        why = f"the reference trial {ref_rec.id} could not be read ({exc}): scored in the absolute mode"
+        details = {**result.details, "mode": "absolute", "reference_trial_id": ref_rec.id}
+        return dataclasses.replace(result, reasons=(*result.reasons, why), details=details)
+    result = score(trial, reference)
+    log.info("trial scored against reference trial %d (%s mode)", ref_rec.id, result.details.get("mode"))
+    return dataclasses.replace(result, details={**result.details, "reference_trial_id": ref_rec.id})
 
 
 def models_from_manifest(models_dir: str | Path, in_use: Iterable[str] = ()) -> tuple[ModelInfo, ...]:
