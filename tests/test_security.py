@@ -140,9 +140,11 @@ def test_session_registry_expiry_and_bound() -> None:
     assert not reg.valid(None, "clinician") and not reg.valid(123, "clinician")
     now[0] = 61.0
     assert not reg.valid(a, "clinician")  # expired
-    ids = [reg.new("patient") for _ in range(5)]
-    assert len(reg) == 3  # the oldest went first
+    clinician = reg.new("clinician")
+    ids = [reg.new("patient") for _ in range(50)]  # anyone can mint patient sessions
+    assert len(reg) == 4  # 3 patients (the oldest went first) and the clinician
     assert not reg.valid(ids[0], "patient") and reg.valid(ids[-1], "patient")
+    assert reg.valid(clinician, "clinician")
     reg.revoke(ids[-1])
     assert not reg.valid(ids[-1], "patient")
 

@@ -145,7 +145,8 @@ class SessionRegistry:
     The session cookie is signed but lives on the client; without this a copy of it would stay
     valid after logout until it expires. Each login gets a fresh random id (so a session id
     planted before login is worthless: no fixation), logout revokes it, and a restart of the
-    daemon ends every session. At most ``max_sessions`` live at once (the oldest go first)."""
+    daemon ends every session. At most ``max_sessions`` per role live at once (the oldest of
+    that role go first, so minting patient sessions cannot log the clinician out)."""
 
     def __init__(
         self,
@@ -165,8 +166,9 @@ class SessionRegistry:
         with self._lock:
             now = self.clock()
             self._live = {k: v for k, v in self._live.items() if v[1] > now}
-            while len(self._live) >= self.max_sessions:
-                self._live.pop(next(iter(self._live)))
+            same = [k for k, v in self._live.items() if v[0] == role]  # oldest first
+            for old in same[: max(0, len(same) - self.max_sessions + 1)]:
+                del self._live[old]  # patient sessions (no password) never push out a clinician's
             self._live[sid] = (role, now + self.lifetime_s)
         return sid
 
