@@ -87,6 +87,8 @@ def test_train_from_store_writes_a_checked_candidate(tmp_path: Path) -> None:
     assert held["n"] == len(held["trial_ids"]) >= 20
     assert report["split"]["heldout"] == {k: held["labels"].count(int(k)) for k in ("0", "1", "2")}
     assert report["current"]["version"].startswith("scorer_int8@")
+    assert report["training"]["init"] == "current"
+    assert report["training"]["init_agreement"] >= 0.9  # fine-tuning started from the int8 weights
     for who in ("candidate", "current"):
         assert held[who]["n"] == held["n"] and len(held[who]["confusion"]) == 3
         assert report["reference"][who]["n"] == 45

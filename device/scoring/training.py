@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_CONFIG: dict[str, Any] = {"units": 32, "dropout": 0.2, "epochs": 40, "batch": 64, "patience": 6}
 MIN_TRIALS = 10  # labelled trials below which training is refused outright
+MIN_INIT_AGREEMENT = 0.9  # dequantised Keras vs int8 arg-max agreement needed to fine-tune
 SMALL_CONFIG: dict[str, Any] = {"units": 16, "dropout": 0.2, "epochs": 3, "batch": 64, "patience": 2}
 
 
@@ -343,6 +344,23 @@ def labelled_dataset(store: Any, variant: Variant) -> LabelledSet:
     )
 
 
+def _init_agreement(
+    model: Any, current_dir: Path, name: str, x: np.ndarray, mean: np.ndarray, std: np.ndarray
+) -> float:
+    """Arg-max agreement of the dequantised Keras model with the int8 model it came from
+    (up to 64 training trials): the fine-tuning really starts from the current scorer."""
+    from device.scoring.rnn import RNNScorer
+
+    sample = x[:64]
+    keras_p = model.predict(((sample - mean) / std).astype(np.float32), verbose=0, batch_size=64)
+    scorer = RNNScorer(current_dir, name)
+    try:
+        int8_p = np.stack([scorer.probabilities(f) for f in sample])
+    finally:
+        scorer.close()
+    return round(float((keras_p.argmax(axis=1) == int8_p.argmax(axis=1)).mean()), 4)
+
+
 def _counts(y: np.ndarray) -> dict[str, int]:
     return {str(k): int((y == k).sum()) for k in (0, 1, 2)}
 
@@ -413,6 +431,12 @@ def train_from_store(
         std = np.where(np.asarray(norm["std"]) > 1e-6, np.asarray(norm["std"]), 1.0).astype(np.float32)
         model = keras_from_tflite(current_dir / cur_entry["file"], n_f, cfg["dropout"], lr=1e-3)
         cfg["units"] = int(model.get_layer("lstm").units)
+        cfg["init_agreement"] = _init_agreement(model, current_dir, name, x_tr, mean, std)
+        if cfg["init_agreement"] < MIN_INIT_AGREEMENT:
+            raise ModelError(
+                f"the current scorer's weights could not be reproduced in Keras (arg-max agreement "
+                f"{cfg['init_agreement']:.0%} with the int8 model): train with --init fresh"
+            )
     else:
         flat = x_tr.reshape(-1, n_f)
         mean = flat.mean(axis=0).astype(np.float32)
