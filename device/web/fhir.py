@@ -8,8 +8,13 @@ response answers:
   counted with the clinician's score when there is one, else the automatic score; the
   answer's nested ``score-source`` says which ("clinician" or "automatic"). No scorable
   trial → no answer (the item is present without one, as FHIR allows);
-* one ``trial`` group per trial: id, start time, status, automatic score, confidence,
-  rule score, review flag, clinician score and comment, reasons.
+* ``reference-used`` — whether the session's score was made compared with the patient's
+  unaffected hand (valueBoolean; issue 10): true when the trial that gave the session
+  score was scored in the reference mode;
+* one ``trial`` group per trial: id, start time, status, role ("assessment" or
+  "reference": a recording of the unaffected hand, which never gives the session score),
+  automatic score, scoring mode ("absolute"/"reference") and the reference trial's id,
+  confidence, rule score, review flag, clinician score and comment, reasons.
 
 The subject is referenced by the pseudonymous patient code only (an identifier), never a
 name. The structure uses nothing that differs between R4 (4.0.1) and R4B (4.3.0); tests
@@ -52,9 +57,26 @@ def _trial_group(v: TrialView) -> dict[str, Any]:
         _item("trial-id", "Trial number on the device", {"valueInteger": t.id}),
         _item("trial-started", "Recording started", {"valueDateTime": _dt(t.started_at)}),
         _item("trial-status", "Outcome", {"valueString": t.status}),
+        _item("trial-role", "Role (assessment of the affected hand, or reference: the unaffected hand)",
+              {"valueString": t.role}),
     ]
     if v.auto_score is not None and s is not None:
         items.append(_item("automatic-score", "Automatic score", {"valueInteger": v.auto_score}))
+        items.append(
+            _item(
+                "score-mode",
+                "Scoring mode (absolute, or reference: compared with the unaffected hand)",
+                {"valueString": v.mode or "absolute"},
+            )
+        )
+        if v.reference_trial_id is not None:
+            items.append(
+                _item(
+                    "reference-trial-id",
+                    "Reference trial of the unaffected hand",
+                    {"valueInteger": v.reference_trial_id},
+                )
+            )
         if s.confidence is not None:
             items.append(
                 _item(
@@ -81,17 +103,28 @@ def _trial_group(v: TrialView) -> dict[str, Any]:
     return {"linkId": "trial", "text": f"Trial {t.id}", "item": items}
 
 
-def session_score(session: Session) -> tuple[int | None, str | None]:
-    """(best score, "clinician"/"automatic") over the session's trials, or (None, None)."""
-    best: tuple[int, str] | None = None
+def _best(session: Session) -> tuple[int, str, TrialView] | None:
+    best: tuple[int, str, TrialView] | None = None
     for v in session.trials:
         score = v.effective_score
-        if score is None:
+        if score is None or v.trial.is_reference:  # the unaffected hand is not scored
             continue
         source = "clinician" if v.label is not None else "automatic"
         if best is None or score > best[0]:
-            best = (score, source)
-    return best if best is not None else (None, None)
+            best = (score, source, v)
+    return best
+
+
+def session_score(session: Session) -> tuple[int | None, str | None]:
+    """(best score, "clinician"/"automatic") over the session's assessment trials, or (None, None)."""
+    best = _best(session)
+    return (best[0], best[1]) if best is not None else (None, None)
+
+
+def reference_used(session: Session) -> bool:
+    """Whether the session's score was made compared with the unaffected hand."""
+    best = _best(session)
+    return best is not None and best[2].mode == "reference"
 
 
 def questionnaire_response(session: Session) -> dict[str, Any]:
@@ -113,6 +146,13 @@ def questionnaire_response(session: Session) -> dict[str, Any]:
     if sides:
         items.append(_item("affected-side", "Affected side", {"valueString": sides[-1]}))
     items.append(_item("mass-flexion", ITEM_TEXT, answer))
+    items.append(
+        _item(
+            "reference-used",
+            "Scored compared with the unaffected hand (a reference trial of the other hand)",
+            {"valueBoolean": reference_used(session)},
+        )
+    )
     items += [_trial_group(v) for v in session.trials]
     labelled = any(v.label is not None for v in session.trials)
     ident = _ID_OK.sub("-", f"fma-massflex-{session.patient_code}-{session.day.isoformat()}")[:64]

@@ -3,7 +3,9 @@
 * :func:`trial_series` turns stored landmarks into the curves the result page shows: each
   finger's flexion (the range-of-motion rule's closure, % of a full fist) and the hand's
   openness (mean fingertip-to-palm-centre distance, in palm sizes) over the trial, in s.
-* :func:`flexion_svg` draws them in two panels with axes, units and a legend.
+* :func:`flexion_svg` draws them in two panels with axes, units and a legend; with a
+  ``reference`` (the unaffected hand's trial, issue 10) its curves are drawn on the same
+  axes as thin, light lines of the same colour and dash, named in a second legend row.
 * :func:`history_svg` draws scores over time (automatic and clinician).
 """
 
@@ -152,12 +154,23 @@ class _Panel:
         return out
 
     def line(
-        self, xs: np.ndarray, ys: np.ndarray, colour: str, dash: str = "", width: float = 2.5
+        self,
+        xs: np.ndarray,
+        ys: np.ndarray,
+        colour: str,
+        dash: str = "",
+        width: float = 2.5,
+        opacity: float = 1.0,
+        css: str = "",
     ) -> str:
         pts = " ".join(
             f"{self.px(float(a)):.1f},{self.py(float(b)):.1f}" for a, b in zip(xs, ys, strict=True)
         )
         dash_attr = f' stroke-dasharray="{dash}"' if dash else ""
+        if opacity < 1.0:
+            dash_attr += f' stroke-opacity="{opacity:g}"'
+        if css:
+            dash_attr += f' class="{css}"'
         return (
             f'<polyline points="{pts}" fill="none" stroke="{colour}" stroke-width="{width}"'
             f' stroke-linejoin="round"{dash_attr}/>'
@@ -173,13 +186,32 @@ def _svg(height: float, title: str, desc: str, body: list[str], ident: str) -> M
     return Markup(head + "".join(body) + "</svg>")
 
 
-def flexion_svg(series: TrialSeries) -> Markup:
-    """Two panels: finger flexion (% of a fist) and hand openness (palm sizes) over time (s)."""
+REFERENCE_OPACITY = 0.45
+REFERENCE_WIDTH = 1.5
+
+
+def flexion_svg(series: TrialSeries, reference: TrialSeries | None = None) -> Markup:
+    """Two panels: finger flexion (% of a fist) and hand openness (palm sizes) over time (s).
+
+    With ``reference`` (the unaffected hand) both hands are on the same axes: the affected
+    hand in thick lines, the reference in thin, light lines of the same style."""
     t = series.t
     tmax = float(t[-1]) if t.size and t[-1] > 0 else 1.0
+    if reference is not None and reference.t.size:
+        tmax = max(tmax, float(reference.t[-1]))
     xt = _ticks(0.0, tmax)
-    top = _Panel(34, 170, (0.0, tmax), (0.0, 100.0))
+    shift = 22 if reference is not None else 0  # room for the second legend row
+    top = _Panel(34 + shift, 170, (0.0, tmax), (0.0, 100.0))
     body = top.axes("Flexion (% of fist)", (0, 25, 50, 75, 100), xt)
+    if reference is not None:
+        for k, name in enumerate(FINGERS):
+            colour, dash = FINGER_STYLE[name]
+            body.append(
+                top.line(
+                    reference.t, reference.flexion[:, k], colour, dash,
+                    REFERENCE_WIDTH, REFERENCE_OPACITY, "reference",
+                )
+            )  # fmt: skip
     for k, name in enumerate(FINGERS):
         colour, dash = FINGER_STYLE[name]
         body.append(top.line(t, series.flexion[:, k], colour, dash))
@@ -197,18 +229,44 @@ def flexion_svg(series: TrialSeries) -> Markup:
         f'<line x1="{x}" x2="{x + 30}" y1="16" y2="16" stroke="{OPENNESS_COLOUR}" stroke-width="3"/>'
         f'<text x="{x + 36}" y="21" class="legend">Openness</text>'
     )
+    if reference is not None:
+        body.append(
+            f'<line x1="{LEFT}" x2="{LEFT + 30}" y1="38" y2="38" stroke="{OPENNESS_COLOUR}" '
+            'stroke-width="3"/>'
+            f'<text x="{LEFT + 36}" y="43" class="legend">Affected hand (thick)</text>'
+            f'<line x1="{LEFT + 224}" x2="{LEFT + 254}" y1="38" y2="38" stroke="{OPENNESS_COLOUR}" '
+            f'stroke-width="{REFERENCE_WIDTH}" stroke-opacity="{REFERENCE_OPACITY:g}"/>'
+            f'<text x="{LEFT + 260}" y="43" class="legend">'
+            "Unaffected hand, the reference (thin, light)</text>"
+        )
     op = series.openness
     omax = max(1.0, float(np.nanmax(op)) * 1.1) if op.size else 1.0
+    if reference is not None and reference.openness.size:
+        omax = max(omax, float(np.nanmax(reference.openness)) * 1.1)
     yt = [v for v in _ticks(0.0, omax, 3) if v <= omax]
-    low = _Panel(244, 100, (0.0, tmax), (0.0, omax))
+    low = _Panel(244 + shift, 100, (0.0, tmax), (0.0, omax))
     body += low.axes("Openness (palm sizes)", yt, xt, "Time since recording started (s)")
+    if reference is not None:
+        body.append(
+            low.line(
+                reference.t, reference.openness, OPENNESS_COLOUR, "",
+                REFERENCE_WIDTH, REFERENCE_OPACITY, "reference",
+            )
+        )  # fmt: skip
     body.append(low.line(t, op, OPENNESS_COLOUR))
     peaks = ", ".join(f"{n} {float(np.max(series.flexion[:, k])):.0f}%" for k, n in enumerate(FINGERS))
     desc = (
         f"Finger flexion and hand openness over {tmax:.1f} s. Highest flexion: {peaks}. "
         f"Openness from {float(np.min(op)):.2f} to {float(np.max(op)):.2f} palm sizes."
     )
-    return _svg(386, "Finger flexion and hand openness over the trial", desc, body, "flex")
+    title = "Finger flexion and hand openness over the trial"
+    if reference is not None:
+        ref_peaks = ", ".join(
+            f"{n} {float(np.max(reference.flexion[:, k])):.0f}%" for k, n in enumerate(FINGERS)
+        )
+        desc += f" Unaffected hand (reference, thin light lines): highest flexion {ref_peaks}."
+        title = "Finger flexion of the affected and the unaffected hand over the trial"
+    return _svg(386 + shift, title, desc, body, "flex")
 
 
 @dataclass(frozen=True)

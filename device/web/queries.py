@@ -86,6 +86,20 @@ class TrialView:
         return s.final_score if s is not None and self.trial.status == "scored" else None
 
     @property
+    def mode(self) -> str | None:
+        """How the automatic score was made: "absolute" or "reference" (against the
+        unaffected hand); None without a score (and for reference trials)."""
+        s = self.trial.score
+        if s is None or self.trial.is_reference:
+            return None
+        return s.mode or ((s.detail or {}).get("details") or {}).get("mode") or "absolute"
+
+    @property
+    def reference_trial_id(self) -> int | None:
+        s = self.trial.score
+        return s.reference_trial_id if s is not None and not self.trial.is_reference else None
+
+    @property
     def effective_score(self) -> int | None:
         """The clinician's score when there is one, else the automatic score."""
         if self.label is not None:
@@ -101,6 +115,7 @@ class TrialView:
             patient_code=self.patient_code,
             quality=t.quality,
             has_landmarks=t.has_landmarks,
+            reference_profile=t.profile if t.is_reference else None,
             automatic=None
             if s is None
             else {
@@ -112,6 +127,9 @@ class TrialView:
                 "rule_version": s.rule_version,
                 "review": s.review,
                 "reasons": detail.get("reasons", []),
+                "mode": self.mode,
+                "reference_trial_id": self.reference_trial_id,
+                "reference": (detail.get("details") or {}).get("reference"),
             },
             labels=[
                 {
@@ -159,7 +177,7 @@ def trial_view(store: Store, trial_id: int) -> TrialView | None:
 CSV_COLUMNS = (
     "trial_id", "patient_code", "side", "status", "started_at", "finished_at",
     "score", "p0", "p1", "p2", "confidence", "rule_score", "review", "model_version",
-    "clinician_score", "clinician_comment", "reason_codes",
+    "clinician_score", "clinician_comment", "reason_codes", "role", "mode", "reference_trial_id",
 )  # fmt: skip
 
 
@@ -190,7 +208,7 @@ def trials_csv(views: list[TrialView]) -> str:
             s.final_score if s else None, *probs[:3], s.confidence if s else None,
             s.rule_score if s else None, s.review if s else None, s.model_version if s else None,
             lab.score if lab else None, lab.note if lab else None,
-            ";".join(r.get("code", "") for r in t.reasons),
+            ";".join(r.get("code", "") for r in t.reasons), t.role, v.mode, v.reference_trial_id,
         ]  # fmt: skip
         w.writerow([_cell(c) for c in row])
     return buf.getvalue()

@@ -37,6 +37,13 @@
     el("state-title").textContent = st === "recording" && s.remaining_s != null
       ? t[0] + " · " + Math.ceil(s.remaining_s) + " s" : t[0];
     el("state-hint").textContent = t[1];
+    var refNote = el("reference-note");
+    if (refNote) {
+      refNote.hidden = !s.reference;
+      if (s.reference) {
+        refNote.textContent = "Reference: the other (unaffected) hand" + (s.side ? " — the " + s.side + " hand" : "");
+      }
+    }
     countdown.textContent = st === "countdown" && s.remaining_s != null ? String(Math.ceil(s.remaining_s)) : "";
     var running = !!RUNNING[st];
     startBtn.disabled = running;

@@ -41,6 +41,7 @@ def _status_doc() -> dict[str, Any]:
         "side": snap.get("side"),
         "hand_in_view": snap.get("hand_in_view"),
         "reasons": list(snap.get("reasons", []) or []),
+        "reference": bool(snap.get("reference", False)),
         "last_trial": None
         if last is None
         else {
@@ -50,6 +51,7 @@ def _status_doc() -> dict[str, Any]:
             if last.score is not None and last.status == "scored"
             else None,
             "finished_at": last.finished_at.isoformat() if last.finished_at else None,
+            "role": last.role,
         },
         "role": role(),
     }
@@ -110,6 +112,23 @@ def trial(trial_id: int) -> Response:
     return jsonify(doc)
 
 
+REFERENCE_FORBIDDEN = (
+    "only a clinician can record a reference trial of the unaffected hand: it changes how the "
+    "session's next trials are scored"
+)
+
+
+def parse_reference(raw: Any) -> bool:
+    """The ``reference`` flag of a start request (JSON boolean or form "1"/"true"/"on")."""
+    if raw is None or raw is False or raw == "":
+        return False
+    if raw is True or (isinstance(raw, str) and raw.strip().lower() in ("1", "true", "on", "yes")):
+        return True
+    if isinstance(raw, str) and raw.strip().lower() in ("0", "false", "off", "no"):
+        return False
+    abort(400, description="reference must be true or false")
+
+
 @bp.post("/trials/start")
 @require("patient")
 def start() -> tuple[Response, int]:
@@ -118,8 +137,11 @@ def start() -> tuple[Response, int]:
     side = body.get("side")
     if not isinstance(code, str | None) or not isinstance(side, str | None):
         abort(400, description="patient_code and side must be strings")
+    reference = parse_reference(body.get("reference"))
+    if reference and role() != "clinician":
+        abort(403, description=REFERENCE_FORBIDDEN)
     try:
-        started = services().start_trial(code or None, side or None)
+        started = services().start_trial(code or None, side or None, reference=reference)
     except InputError as exc:
         abort(400, description=str(exc))
     if not started:

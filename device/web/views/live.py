@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, Response, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, session, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
 from device.errors import InputError
-from device.web.access import require, services, state
+from device.web.access import require, role, services, state
 from device.web.live import BOUNDARY, MjpegStream
 from device.web.texts import CAMERA_TEXT, HAND_TEXT, STATE_TEXT
 
@@ -28,6 +28,7 @@ def index() -> str:
         hand_text=HAND_TEXT,
         patient_code=session.get("patient_code", ""),
         side=session.get("side", ""),
+        clinician=role() == "clinician",
     )
 
 
@@ -61,11 +62,16 @@ def snapshot() -> BaseResponse:
 @bp.post("/trial/start")
 @require("patient")
 def start() -> BaseResponse:
+    from device.web.views.api import REFERENCE_FORBIDDEN, parse_reference
+
     code = request.form.get("patient_code", "").strip()
     side = request.form.get("side", "")
+    reference = parse_reference(request.form.get("reference"))
+    if reference and role() != "clinician":
+        abort(403, description=REFERENCE_FORBIDDEN)
     session["patient_code"], session["side"] = code, side
     try:
-        started = services().start_trial(code or None, side or None)
+        started = services().start_trial(code or None, side or None, reference=reference)
     except InputError as exc:
         flash(str(exc), "error")
         return redirect(url_for("live.index"))

@@ -1,13 +1,22 @@
-"""The result page: score, probabilities, reasons, quality, flexion plot, clinician label."""
+"""The result page: score, probabilities, reasons, quality, flexion plot, clinician label.
+
+Issue 10: a reference trial (the unaffected hand) shows "reference recorded" and its range
+per finger instead of a score; an assessment scored against a reference shows the mode,
+both hands' curves on one plot and the per-finger ratio; one whose reference was unusable
+says why and that the absolute mode was used."""
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from device.errors import StoreError
+from device.scoring.rules import FINGERS
+from device.store import ScoreRecord, Store
+from device.trial.types import Trial
 from device.web.access import patient_may_see, require, role, store
 from device.web.plots import flexion_svg, try_series
 from device.web.queries import SCORE_TEXT, STATUS_TEXT, trial_view
@@ -16,6 +25,10 @@ from device.web.texts import quality_rows
 log = logging.getLogger(__name__)
 bp = Blueprint("results", __name__, url_prefix="/results")
 
+MODE_TEXT = {
+    "reference": "Compared with the unaffected hand",
+    "absolute": "Absolute (against a full fist)",
+}
 LABEL_CHOICES = {"0": 0, "1": 1, "2": 2, "ns": None}
 MAX_COMMENT = 1000
 
@@ -31,6 +44,53 @@ def parse_label(score: str | None, comment: str | None) -> tuple[int | None, str
     if len(text) > MAX_COMMENT:
         raise ValueError(f"the comment is longer than {MAX_COMMENT} characters")
     return LABEL_CHOICES[key], text or None
+
+
+def comparison(s: ScoreRecord | None) -> dict[str, Any] | None:
+    """What the page says about the scoring mode of an assessment's score (None: no score)."""
+    if s is None:
+        return None
+    details = (s.detail or {}).get("details") or {}
+    ref = details.get("reference") or {}
+    mode = s.mode or details.get("mode") or "absolute"
+    rows = []
+    ratio = ref.get("ratio") or []
+    aff = ref.get("affected_peak_closure") or []
+    peak = ref.get("peak_closure") or []
+    if len(ratio) == len(aff) == len(peak) == len(FINGERS):
+        rows = [
+            (name.capitalize(), float(a), float(p), float(r))
+            for name, a, p, r in zip(FINGERS, aff, peak, ratio, strict=True)
+        ]
+    return {
+        "mode": mode,
+        "mode_text": MODE_TEXT.get(mode, mode),
+        "reference_id": s.reference_trial_id,
+        "usable": ref.get("usable"),
+        "unusable_reasons": [str(r) for r in ref.get("reasons", [])] if ref and not ref.get("usable") else [],
+        "full_fist": ref.get("full_fist"),
+        "rows": rows,
+    }
+
+
+def profile_rows(profile: dict[str, Any] | None) -> list[tuple[str, float, float | None]]:
+    """(finger, peak closure, excursion) rows of a reference trial's profile."""
+    peak = (profile or {}).get("peak_closure") or []
+    exc = (profile or {}).get("excursion") or []
+    if len(peak) != len(FINGERS):
+        return []
+    return [
+        (name.capitalize(), float(p), float(exc[k]) if k < len(exc) else None)
+        for k, (name, p) in enumerate(zip(FINGERS, peak, strict=True))
+    ]
+
+
+def _landmarks(st: Store, trial_id: int) -> Trial | None:
+    try:
+        return st.load_trial(trial_id)
+    except StoreError as exc:
+        log.warning("trial %d: landmarks unreadable: %s", trial_id, exc)
+        return None
 
 
 @bp.get("/last")
@@ -51,23 +111,25 @@ def show(trial_id: int) -> str:
         abort(404)
     if not patient_may_see(view.trial):
         abort(403)
-    lm = None
-    if view.trial.has_landmarks:
-        try:
-            lm = st.load_trial(trial_id)
-        except StoreError as exc:
-            log.warning("trial %d: landmarks unreadable: %s", trial_id, exc)
+    lm = _landmarks(st, trial_id) if view.trial.has_landmarks else None
     series, no_plot = try_series(lm)
     s = view.trial.score
     detail = (s.detail or {}) if s is not None else {}
     score_reasons = [str(r) for r in detail.get("reasons", [])]
+    cmp = None if view.trial.is_reference else comparison(s)
+    ref_series = None
+    if cmp is not None and cmp["mode"] == "reference" and cmp["reference_id"] is not None:
+        ref_series, _ = try_series(_landmarks(st, int(cmp["reference_id"])))
     return render_template(
         "result.html",
         v=view,
         t=view.trial,
         s=s,
         score_reasons=score_reasons,
-        plot=flexion_svg(series) if series is not None else None,
+        cmp=cmp,
+        profile=profile_rows(view.trial.profile) if view.trial.is_reference else [],
+        both_hands=ref_series is not None and series is not None,
+        plot=flexion_svg(series, ref_series) if series is not None else None,
         plot_method=series.method if series is not None else None,
         no_plot=no_plot,
         quality=quality_rows(view.trial.quality),
