@@ -145,6 +145,9 @@ class ScoringConfig:
     """How the RNN and the range-of-motion rule are combined (device/scoring/decide.py)."""
 
     use_rnn: bool = True  # False: rule only (every result flagged for review)
+    # False: score from x, y only (the 2D scorer and the 2D rule) even when the tracker
+    # gives z (scripts/eval_pipeline.py compares the two on altered real clips).
+    use_z: bool = True
     min_confidence: float = 0.5  # below: not_scorable ("low confidence")
     review_confidence: float = 0.8  # below: scored but flagged for clinician review
     threads: int = 1

@@ -23,7 +23,6 @@ or ``--data-dir``) and says so and exits 0 when it is absent.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 import time
@@ -39,7 +38,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from device.config import Config, load_config  # noqa: E402
+from device.config import Config, load_config, replace  # noqa: E402
 from device.errors import FlexscoreError  # noqa: E402
 from device.scoring.decide import Decider  # noqa: E402
 from device.trial.types import Trial  # noqa: E402
@@ -150,17 +149,11 @@ def altered(frames: list[np.ndarray], name: str) -> list[np.ndarray]:
     return [fn(frames[j], k) for k, j in enumerate(idx)]
 
 
-def run_case(
-    frames: list[np.ndarray], fps: float, cfg: Config, decider: Decider, *, drop_z: bool = False
-) -> dict[str, Any]:
+def run_case(frames: list[np.ndarray], fps: float, cfg: Config, decider: Decider) -> dict[str, Any]:
     with build_tracker(cfg) as tracker:
         tracker.reset()
         obs = [tracker.process_one(f, k / fps) for k, f in enumerate(frames)]
     trial = Trial.from_observations(obs, side=None, mirrored=cfg.tracker.mirrored)
-    if drop_z:  # as if a 2D tracker had made the trial: the 2D scorer and the 2D rule
-        lm = trial.landmarks.copy()
-        lm[:, :, 2] = np.nan
-        trial = dataclasses.replace(trial, landmarks=lm, has_z=False)
     return decider.score(trial).to_json()
 
 
@@ -170,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--config", help="device config TOML (default: the built-in defaults)")
     ap.add_argument("--cases", nargs="*", help="only these cases (names)")
     ap.add_argument("--alterations", nargs="*", choices=sorted(ALTERATIONS), help="only these")
-    ap.add_argument("--drop-z", action="store_true", help="score without z (the 2D scorer and rule)")
+    ap.add_argument("--use-z", choices=("yes", "no"), help="override scoring.use_z (score with or without z)")
     ap.add_argument("--json", type=Path, help="write every result here")
     args = ap.parse_args(argv)
 
@@ -179,10 +172,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"eval_pipeline: no shared data at {args.data_dir} (optional script) — nothing to do")
         return 0
     cfg = load_config(args.config)
+    if args.use_z:
+        cfg = replace(cfg, scoring=replace(cfg.scoring, use_z=args.use_z == "yes"))
     cases = [c for c in CASES if not args.cases or c.name in args.cases]
     names = args.alterations or list(ALTERATIONS)
     print(
-        f"models {cfg.models.complexity} {cfg.models.precision}; {len(cases)} cases × "
+        f"models {cfg.models.complexity} {cfg.models.precision}, scoring.use_z "
+        f"{cfg.scoring.use_z}; {len(cases)} cases × "
         f"{len(names)} alterations",
         flush=True,
     )
@@ -193,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
             base, fps = case_frames(videos / case.video, case)
             for name in names:
                 try:
-                    res = run_case(altered(base, name), fps, cfg, decider, drop_z=args.drop_z)
+                    res = run_case(altered(base, name), fps, cfg, decider)
                 except FlexscoreError as exc:
                     res = {"status": "error", "score": None, "reasons": [str(exc)]}
                 ok = res["status"] == "scored" and res["score"] == case.score
@@ -227,6 +223,7 @@ def main(argv: list[str] | None = None) -> int:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         doc = {
             "models": [cfg.models.complexity, cfg.models.precision],
+            "use_z": cfg.scoring.use_z,
             "summary": summary,
             "total": total,
             "rows": rows,

@@ -23,7 +23,7 @@ from pathlib import Path
 from device.config import Config
 from device.errors import ModelError
 from device.scoring.installed import scorer_dir
-from device.scoring.reference import apply_reference
+from device.scoring.reference import apply_reference, as_2d
 from device.scoring.rnn import MODEL_NAMES, RNNScorer, scorer_entry
 from device.scoring.rules import RuleScorer
 from device.scoring.types import Result
@@ -49,7 +49,9 @@ class Decider:
         self._rnn: dict[str, RNNScorer] = {}
 
     def rnn_for(self, has_z: bool) -> RNNScorer:
-        """The RNN for a trial (3D model when it has z and the model exists, else 2D)."""
+        """The RNN for a trial (3D model when it has z, ``scoring.use_z`` is set and the model
+        exists, else 2D)."""
+        has_z = has_z and self.cfg.scoring.use_z
         order = ["3d", "2d"] if has_z else ["2d"]
         for variant in order:
             name = MODEL_NAMES[variant]
@@ -67,7 +69,11 @@ class Decider:
     def score(self, trial: Trial, reference: Trial | None = None) -> Result:
         """Score ``trial``; with ``reference`` (a trial of the unaffected hand) the result is
         relative to that hand's range (:mod:`device.scoring.reference`) and
-        ``details["mode"]`` says which mode was used."""
+        ``details["mode"]`` says which mode was used. Without ``scoring.use_z`` both are
+        scored from x, y only."""
+        if not self.cfg.scoring.use_z:
+            trial = as_2d(trial)
+            reference = None if reference is None else as_2d(reference)
         result = self._score_absolute(trial)
         if reference is None:
             return result
