@@ -256,13 +256,21 @@ class FakeServices:
             self._frame()
 
     def run_trial(
-        self, patient_code: str | None = "P001", side: str | None = "right", score: int | None = 2
+        self,
+        patient_code: str | None = "P001",
+        side: str | None = "right",
+        score: int | None = 2,
+        *,
+        reference: bool = False,
     ) -> TrialRecord | None:
-        """Start a trial and step until it has an outcome; returns the stored trial (manual mode)."""
+        """Start a trial and step until it has an outcome; returns the stored trial (manual mode).
+
+        With ``reference`` the synthetic patient shows the other hand (``side`` stays the
+        affected one), closing as far as ``score`` says."""
         if self.auto:
             raise InputError("run_trial drives the fake clock; use it with auto=False")
         self.next_score = score
-        if not self.start_trial(patient_code, side):
+        if not self.start_trial(patient_code, side, reference=reference):
             raise InputError("a trial is already running")
         limit = int((self.timing.countdown_s + self.timing.recording_s + 2) * self.fps) + 5
         for _ in range(limit):
