@@ -169,6 +169,12 @@ class Monitor(threading.Thread):
         self.start_refused = 0
 
     def run(self) -> None:
+        try:
+            self._loop()
+        finally:
+            self.client.close()
+
+    def _loop(self) -> None:
         while not self.stop.wait(1.0):
             try:
                 status, _, data = self.client.request("GET", "/api/status")
@@ -346,20 +352,18 @@ def start_daemon(cfg: Path, state: Path, password: str) -> tuple[subprocess.Pope
         sys.executable, "-c", "import sys; from device.cli import main; sys.exit(main(sys.argv[1:]))",
         "run", "--config", str(cfg), "--state-dir", str(state), "--port", "0",
     ]  # fmt: skip
-    with open(state / "daemon.log", "w") as log_file:  # the child keeps its own descriptor
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=log_file, text=True)
-    assert proc.stdout is not None
+    out_path = state / "daemon.out"
+    with open(state / "daemon.log", "w") as log_file, open(out_path, "w") as out_file:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out_file, stderr=log_file, text=True)
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        m = URL_RE.search(line)
+    while time.monotonic() < deadline and proc.poll() is None:
+        m = URL_RE.search(out_path.read_text(errors="replace"))
         if m:
             host, port = urllib.parse.urlsplit(m.group(1)).netloc.rsplit(":", 1)
-            threading.Thread(target=proc.stdout.read, daemon=True).start()  # drain
             return proc, host, int(port)
+        time.sleep(0.2)
     proc.kill()
+    proc.wait(10)
     log = (state / "daemon.log").read_text(errors="replace")[-2000:]
     raise SystemExit(f"load_bench: the daemon did not start:\n{log}")
 
