@@ -101,6 +101,13 @@ def test_reference_then_affected_trial_result_page_and_exports(app: Flask, fake:
     assert 'id="reference-recorded"' in ref_page and 'id="reference-profile"' in ref_page
     assert "Save my score" not in ref_page  # no Fugl-Meyer label for the unaffected hand
 
+    hist = clin.get("/history?patient=P011").text
+    assert "reference: unaffected hand" in hist and "vs. unaffected hand" in hist
+    with clin.session_transaction() as sess:  # the live page names the reference in use
+        sess["patient_code"], sess["side"] = "P011", "right"
+    live = clin.get("/").text
+    assert 'id="session-reference"' in live and f"reference trial #{ref.id}" in live
+
     rows = list(csv.DictReader(io.StringIO(clin.get("/export/trials.csv").text)))
     by_id = {int(r["trial_id"]): r for r in rows}
     assert (by_id[aff.id]["role"], by_id[aff.id]["mode"], by_id[aff.id]["reference_trial_id"]) == (

@@ -345,6 +345,20 @@ def find_session_reference(store: Store, info: TrialInfo) -> TrialRecord | None:
     )
 
 
+def current_reference(store: Store, patient_code: str | None, side: str | None) -> TrialRecord | None:
+    """The reference the next assessment of ``patient_code`` (affected ``side``, else the
+    patient's) started now would be scored against, or None (the live page shows it)."""
+    from device.trial.recorder import other_side
+
+    code = (patient_code or "").strip()
+    patient = store.find_patient(code) if code else None
+    affected = side or (patient.affected_side if patient else None)
+    if patient is None or affected not in SIDES:
+        return None
+    now = datetime.now().astimezone()
+    return store.session_reference(patient.id, str(other_side(affected)), session_start(now))  # type: ignore[arg-type]
+
+
 def score_in_session(
     store: Store, trial: Trial, info: TrialInfo, score: Callable[[Trial, Trial | None], Any]
 ) -> Any:

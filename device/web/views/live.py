@@ -19,9 +19,19 @@ bp = Blueprint("live", __name__)
 @bp.get("/")
 @require("patient")
 def index() -> str:
+    from device.errors import StoreError
+    from device.web.services import current_reference
+
     snap = services().status()
+    reference = None
+    if role() == "clinician":
+        try:
+            reference = current_reference(services().store, session.get("patient_code"), session.get("side"))
+        except StoreError as exc:
+            log.warning("cannot look up the session's reference: %s", exc)
     return render_template(
         "live.html",
+        reference=reference,
         snap=snap,
         state_text=STATE_TEXT,
         camera_text=CAMERA_TEXT,
