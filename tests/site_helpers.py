@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from device.config import Config
-from device.scoring.candidate import CANDIDATE_FORMAT, compare
+from device.scoring.candidate import CANDIDATE_FORMAT, SCORER_NAMES, compare, device_variant
 from device.scoring.decide import Decider
 from device.scoring.rnn import RNNScorer, model_version
 from device.store import NewScore, Store
@@ -29,6 +29,9 @@ from device.vision.runtime import load_manifest, sha256_file
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ROOT / "models"
 DATA = Path(__file__).resolve().parent / "data"
+# The scorer the appliance uses with the default config (the 2D one unless scoring.use_z).
+VARIANT = device_variant(Config())
+SCORER = SCORER_NAMES[VARIANT]
 
 
 @dataclass(frozen=True)
@@ -130,10 +133,11 @@ def make_candidate(
     norm_shift: float = 0.0,
     current_dir: Path = MODELS,
 ) -> Path:
-    """A candidate directory without TensorFlow: the shipped 3D scorer file under a new
-    version, its normalisation shifted by ``norm_shift`` standard deviations (0: as good as
-    the current model; large: clearly worse), with a report computed like the trainer's."""
-    name = "scorer_int8"
+    """A candidate directory without TensorFlow: the shipped scorer the appliance uses
+    (:data:`SCORER`) under a new version, its normalisation shifted by ``norm_shift`` standard
+    deviations (0: as good as the current model; large: clearly worse), with a report
+    computed like the trainer's."""
+    name = SCORER
     out.mkdir(parents=True, exist_ok=True)
     entry = dict(load_manifest(MODELS)["models"][name])
     (out / entry["file"]).write_bytes((MODELS / entry["file"]).read_bytes())
@@ -147,7 +151,7 @@ def make_candidate(
     (out / "manifest.json").write_text(json.dumps({"version": 1, "models": {name: entry}}), encoding="utf-8")
     with Store(store_path) as st:
         labels = [st.labels_for(t)[-1].score for t in heldout_ids]
-        x = np.stack([trial_features(st.load_trial(t), "3d") for t in heldout_ids])
+        x = np.stack([trial_features(st.load_trial(t), VARIANT) for t in heldout_ids])
     y = np.array(labels, dtype=np.int64)
     cand, cur = RNNScorer(out, name), RNNScorer(current_dir, name)
     cur_entry = load_manifest(current_dir)["models"][name]
@@ -157,7 +161,7 @@ def make_candidate(
     report: dict[str, Any] = {
         "format": CANDIDATE_FORMAT,
         "name": name,
-        "variant": "3d",
+        "variant": VARIANT,
         "candidate": {"version": version, "sha256": sha256_file(out / entry["file"]), "file": entry["file"]},
         "current": {"version": model_version(name, cur_entry), "sha256": cur_entry["sha256"]},
         "heldout": held,

@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from site_helpers import MODELS, Stored, fill_store, make_candidate
+from site_helpers import MODELS, SCORER, VARIANT, Stored, fill_store, make_candidate
 from trial_helpers import synth as synth_trial
 
 from device.cli import main
@@ -30,7 +30,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Stored]]:
 
 
 def _heldout(stored: list[Stored]) -> list[int]:
-    return [s.trial_id for s in stored if s.has_z and s.label is not None]
+    return [s.trial_id for s in stored if s.label is not None and (s.has_z or VARIANT == "2d")]
 
 
 def test_equal_candidate_installs_and_rollback_restores(
@@ -39,19 +39,20 @@ def test_equal_candidate_installs_and_rollback_restores(
     path, stored = site
     state = tmp_path / "state"
     cand = make_candidate(tmp_path / "cand", path, _heldout(stored), version="site-test-equal")
-    shipped_version = InstalledModels(state, MODELS).active_version("scorer_int8")
-    assert shipped_version.startswith("scorer_int8@")
+    shipped_version = InstalledModels(state, MODELS).active_version(SCORER)
+    assert shipped_version.startswith(f"{SCORER}@")
     with Store(path) as st:
         res = install_candidate(cand, state_dir=state, shipped_dir=MODELS, store=st)
         assert res["installed"], res["problems"]
         assert res["source"] == "store" and res["heldout"]["n"] == len(_heldout(stored))
         assert any(a.action == "model_install" for a in st.list_audit())
     models = InstalledModels(state, MODELS)
-    assert models.active_version("scorer_int8") == "site-test-equal"
+    assert models.active_version(SCORER) == "site-test-equal"
     assert (state / "models" / "site-test-equal" / "report.json").is_file()
     assert not (MODELS / "site-test-equal").exists()  # the repository's models/ is untouched
-    assert scorer_dir(MODELS, state, "scorer_int8") == state / "models"
-    assert scorer_dir(MODELS, state, "scorer_2d_int8") == MODELS  # not installed: shipped
+    assert scorer_dir(MODELS, state, SCORER) == state / "models"
+    other = "scorer_2d_int8" if SCORER == "scorer_int8" else "scorer_int8"
+    assert scorer_dir(MODELS, state, other) == MODELS  # not installed: shipped
 
     # the appliance's scorer loads the installed model, and its scores say so
     decider = Decider(Config(), state_dir=state)
@@ -61,11 +62,11 @@ def test_equal_candidate_installs_and_rollback_restores(
 
     removed, now = models.rollback()
     assert (removed, now) == ("site-test-equal", shipped_version)
-    assert models.active_version("scorer_int8") == shipped_version
-    assert scorer_dir(MODELS, state, "scorer_int8") == MODELS
+    assert models.active_version(SCORER) == shipped_version
+    assert scorer_dir(MODELS, state, SCORER) == MODELS
     assert (state / "models" / "site-test-equal").is_dir()  # kept
     decider = Decider(Config(), state_dir=state)
-    assert decider.rnn_for(True).version == shipped_version
+    assert decider.rnn_for(VARIANT == "3d").version == shipped_version
     decider.close()
     with pytest.raises(ModelError, match="nothing to roll back"):
         models.rollback()
@@ -89,7 +90,7 @@ def test_scores_keep_the_version_of_the_model_that_made_them(
         tid = st.begin_trial(side="left")
         version = res.details["rnn"]["version"]
         st.finish_trial(tid, "scored", score=NewScore(final_score=1, model_version=version))
-        InstalledModels(state, MODELS).rollback("scorer_int8")
+        InstalledModels(state, MODELS).rollback(SCORER)
         # older scores keep the shipped model's version, the new one the installed version
         old = st.get_trial(stored[0].trial_id)
         assert old is not None and old.score is not None
@@ -110,7 +111,7 @@ def test_worse_candidate_is_refused(site: tuple[Path, list[Stored]], tmp_path: P
     assert any("kappa" in p for p in res["problems"]), res["problems"]
     assert res["heldout"]["candidate"]["qwk"] < res["heldout"]["current"]["qwk"]
     assert not (state / "models" / "manifest.json").exists()
-    assert InstalledModels(state, MODELS).active_version("scorer_int8").startswith("scorer_int8@")
+    assert InstalledModels(state, MODELS).active_version(SCORER).startswith(f"{SCORER}@")
 
 
 def test_site_that_never_gives_2_is_refused(tmp_path: Path) -> None:
@@ -133,7 +134,7 @@ def test_candidate_needs_its_report_and_matching_sha256(
     with pytest.raises(ModelError, match="without its report"):
         install_candidate(cand, state_dir=state, shipped_dir=MODELS)
     (cand / "report.bak").rename(cand / "report.json")
-    model = cand / "scorer_int8.tflite"
+    model = cand / f"{SCORER}.tflite"
     data = bytearray(model.read_bytes())
     data[-1] ^= 0xFF
     model.write_bytes(bytes(data))
@@ -179,8 +180,9 @@ def test_models_cli(
     assert main(["models", "list", "--json", *common]) == 0
     rows = json.loads(capsys.readouterr().out)
     active = {r["name"]: r["version"] for r in rows if r["active"]}
-    assert active["scorer_int8"] == "site-test-cli"
-    assert active["scorer_2d_int8"].startswith("scorer_2d_int8@")
+    assert active[SCORER] == "site-test-cli"
+    other = "scorer_2d_int8" if SCORER == "scorer_int8" else "scorer_int8"
+    assert active[other].startswith(f"{other}@")
     assert main(["models", "rollback", *common]) == 0
     assert "rolled back site-test-cli" in capsys.readouterr().out
     assert main(["models", "rollback", *common]) == 2
@@ -202,7 +204,7 @@ def test_the_appliance_records_the_version_of_the_scorer_that_scored(tmp_path: P
     decider = Decider(Config(), state_dir=tmp_path)
     try:
         for trial, prefix in (
-            (synth_trial(2, seed=4), "scorer_int8@"),
+            (synth_trial(2, seed=4), f"{SCORER}@"),
             (kazuhito_trial(1.0, 0), "scorer_2d_int8@"),
         ):
             res = decider.score(trial)

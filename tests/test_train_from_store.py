@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from site_helpers import MODELS, fill_store
+from site_helpers import MODELS, SCORER, VARIANT, fill_store
 
 from device.cli import main
 from device.scoring.candidate import load_candidate
@@ -82,11 +82,12 @@ def test_train_from_store_writes_a_checked_candidate(tmp_path: Path) -> None:
     assert cand.entry["inputs"][0]["dtype"] == "int8" and cand.entry["outputs"][0]["dtype"] == "int8"
     assert cand.version.startswith("site-")
     held = report["heldout"]
-    labelled_3d = {s.trial_id for s in stored if s.has_z and s.label is not None}
-    assert set(held["trial_ids"]) <= labelled_3d
+    usable = {s.trial_id for s in stored if s.label is not None and (s.has_z or VARIANT == "2d")}
+    assert set(held["trial_ids"]) <= usable
     assert held["n"] == len(held["trial_ids"]) >= 20
     assert report["split"]["heldout"] == {k: held["labels"].count(int(k)) for k in ("0", "1", "2")}
-    assert report["current"]["version"].startswith("scorer_int8@")
+    assert report["variant"] == VARIANT  # the appliance's scorer by default
+    assert report["current"]["version"].startswith(f"{SCORER}@")
     assert report["training"]["init"] == "current"
     assert report["training"]["init_agreement"] >= 0.9  # fine-tuning started from the int8 weights
     for who in ("candidate", "current"):

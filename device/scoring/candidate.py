@@ -56,7 +56,24 @@ REFERENCE_TOL = 0.10
 REFERENCE_PER_CLASS = 15
 REFERENCE_SEED = 424242
 SCORER_NAMES: dict[str, str] = {"3d": "scorer_int8", "2d": "scorer_2d_int8"}
-__all__ = ["Candidate", "compare", "gate", "load_candidate", "model_version", "predict", "reference_set"]
+
+
+def device_variant(cfg: Any) -> Variant:
+    """The scorer variant the appliance uses with ``cfg``: "3d" unless ``scoring.use_z`` is
+    off (then every trial is scored from x, y by the 2D scorer)."""
+    return "3d" if getattr(cfg.scoring, "use_z", True) else "2d"
+
+
+__all__ = [
+    "Candidate",
+    "compare",
+    "device_variant",
+    "gate",
+    "load_candidate",
+    "model_version",
+    "predict",
+    "reference_set",
+]
 
 
 def predict(scorer: RNNScorer, features: np.ndarray) -> np.ndarray:

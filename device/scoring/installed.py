@@ -176,8 +176,11 @@ class InstalledModels:
             raise ModelError(f"nothing to roll back for {name}: the shipped model is in use")
         removed = stack.pop()
         removed_version = model_version(name, removed)
-        self._save(doc)
-        now_version = self.active_version(name)
+        if stack:
+            now_version = model_version(name, stack[-1])
+        else:
+            shipped = load_manifest(self.shipped_dir)["models"].get(name) or {}
+            now_version = model_version(name, shipped)
         doc["log"].append(
             {"at": datetime.now(UTC).isoformat(timespec="seconds"), "action": "rollback",
              "actor": actor, "name": name, "version": removed_version, "restored": now_version}

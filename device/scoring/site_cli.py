@@ -56,7 +56,8 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--from-store", metavar="STORE", required=True, help="a copy of the trial store")
     p.add_argument("--out", metavar="DIR", required=True, help="the candidate directory to write")
-    p.add_argument("--variant", choices=["3d", "2d"], default="3d", help="which scorer (default 3d)")
+    p.add_argument("--variant", choices=["3d", "2d"],
+                   help="which scorer (default: the one the appliance uses with --config)")  # fmt: skip
     p.add_argument("--init", choices=["current", "fresh"], default="current",
                    help="fine-tune the current scorer (default) or train from scratch")  # fmt: skip
     p.add_argument("--current-models", metavar="DIR",
@@ -147,22 +148,23 @@ def run_validate(args: argparse.Namespace) -> int:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    from device.scoring.candidate import SCORER_NAMES, device_variant
     from device.scoring.training import train_from_store
 
     cfg, state = _config(args)
+    variant = args.variant or device_variant(cfg)
     if args.current_models:
         current = Path(args.current_models)
     else:
-        from device.scoring.candidate import SCORER_NAMES
         from device.scoring.installed import scorer_dir
 
-        current = scorer_dir(cfg.models.resolved_dir(), state, SCORER_NAMES[args.variant])
+        current = scorer_dir(cfg.models.resolved_dir(), state, SCORER_NAMES[variant])
     if not 0.1 <= args.heldout <= 0.6:
         raise InputError("--heldout must be between 0.1 and 0.6")
     report = train_from_store(
         Path(args.from_store),
         Path(args.out),
-        variant=args.variant,
+        variant=variant,
         init=args.init,
         current_dir=current,
         heldout=args.heldout,
