@@ -28,7 +28,7 @@ from schemathesis.checks import (
 from test_bad_input_support import BUDGET
 from test_web_support import PASSWORD, seeded_fake, web_config
 
-from device.web import create_app, shutdown
+from device.web import create_app, shutdown, waitress_options
 
 SPEC = Path(__file__).resolve().parent.parent / "docs" / "openapi.yaml"
 ROLES = ("anonymous", "clinician")
@@ -50,7 +50,7 @@ class Server:
 
         self.fake, self.old, self.last = seeded_fake()
         self.app = create_app(self.fake, web_config(), flask_config={"SECRET_KEY": "schemathesis"})
-        self.server: Any = create_server(self.app, host="127.0.0.1", port=0, threads=4)
+        self.server: Any = create_server(self.app, host="127.0.0.1", port=0, **waitress_options(web_config()))
         self.url = f"http://127.0.0.1:{self.server.effective_port}"
         self.thread = threading.Thread(target=self.server.run, name="waitress-test", daemon=True)
         self.thread.start()
