@@ -29,7 +29,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))  # site_helpers: the store filler the tests use
 
+from device.config import Config  # noqa: E402
 from device.scoring.agreement import store_report  # noqa: E402
+from device.scoring.candidate import device_variant  # noqa: E402
 from device.scoring.installed import install_candidate  # noqa: E402
 from device.scoring.training import train_from_store  # noqa: E402
 from device.store import Store  # noqa: E402
@@ -49,6 +51,7 @@ def main() -> int:
     args = p.parse_args()
     from site_helpers import MODELS, fill_store
 
+    variant = device_variant(Config())  # the scorer the appliance uses with the default config
     out = Path(args.out)
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
@@ -57,8 +60,12 @@ def main() -> int:
         db = out / f"{site}.db"
         fill_store(db, per_class=args.per_class, seed=100 + k, real=False, label_of=label_of)
         with Store(db) as st:
-            o = store_report(st)["overall"]
-        rep = train_from_store(db, out / f"cand_{site}", current_dir=MODELS, small=args.small, seed=1234)
+            agreement = store_report(st)
+        o = agreement["overall"]
+        rep_versions = set(agreement["by_model_version"])
+        rep = train_from_store(
+            db, out / f"cand_{site}", variant=variant, current_dir=MODELS, small=args.small, seed=1234
+        )
         with Store(db) as st:
             res = install_candidate(
                 out / f"cand_{site}", state_dir=out / f"state_{site}", shipped_dir=MODELS, store=st
@@ -67,6 +74,9 @@ def main() -> int:
         rows.append(
             {
                 "site": site,
+                "variant": variant,
+                "current": res["current"],
+                "kit_versions": sorted(rep_versions),
                 "labelled": o["n"],
                 "kit_vs_labels_qwk": o["qwk"],
                 "qwk_ci95": o["qwk_ci95"],
@@ -95,6 +105,7 @@ def main() -> int:
     for r in rows:
         for prob in r["problems"]:
             print(f"{r['site']}: {prob}")
+    print(f"scorer {rows[0]['current']} ({variant}); kit scores by {', '.join(rows[0]['kit_versions'])}")
     print(f"details: {out / 'summary.json'}")
     return 0
 
