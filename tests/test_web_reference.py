@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import sqlite3
 from collections.abc import Iterator
 
 import pytest
@@ -100,6 +101,11 @@ def test_reference_then_affected_trial_result_page_and_exports(app: Flask, fake:
     ref_page = clin.get(f"/results/{ref.id}").text
     assert 'id="reference-recorded"' in ref_page and 'id="reference-profile"' in ref_page
     assert "Save my score" not in ref_page  # no Fugl-Meyer label for the unaffected hand
+    token = csrf(clin)
+    no_label = clin.post(f"/api/trials/{ref.id}/label", json={"score": 2}, headers={"X-CSRF-Token": token})
+    assert no_label.status_code == 409 and "reference trial" in no_label.text
+    clin.post(f"/results/{ref.id}/label", data={"score": "2", "csrf_token": token})
+    assert fake.store.labels_for(ref.id) == []
 
     hist = clin.get("/history?patient=P011").text
     assert "reference: unaffected hand" in hist and "vs. unaffected hand" in hist
@@ -153,6 +159,23 @@ def test_an_unusable_reference_is_reported_and_the_absolute_mode_used(app: Flask
     doc = clin.get(f"/export/fhir/P012/{day}.json").get_json()
     QuestionnaireResponse.model_validate(doc)
     assert {i["linkId"]: i for i in doc["item"]}["reference-used"]["answer"][0]["valueBoolean"] is False
+
+
+def test_a_reference_whose_landmarks_cannot_be_read_leaves_the_absolute_mode_with_the_reason(
+    fake: FakeServices,
+) -> None:
+    ref = fake.run_trial("P015", "right", 2, reference=True)
+    assert ref is not None and ref.status == "scored"
+    conn = sqlite3.connect(fake.state_dir / "flexscore.db")
+    try:
+        conn.execute("UPDATE landmarks SET data = ? WHERE trial_id = ?", (b"not an npz file", ref.id))
+        conn.commit()
+    finally:
+        conn.close()
+    aff = fake.run_trial("P015", "right", 2)
+    assert aff is not None and aff.status == "scored" and aff.score is not None
+    assert (aff.score.mode, aff.score.reference_trial_id) == ("absolute", ref.id)
+    assert any(f"reference trial {ref.id} could not be read" in r for r in aff.score.detail["reasons"])  # type: ignore[index]
 
 
 def test_without_a_reference_trials_stay_absolute_and_another_patient_is_not_compared(

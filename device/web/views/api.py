@@ -112,6 +112,7 @@ def trial(trial_id: int) -> Response:
     return jsonify(doc)
 
 
+REFERENCE_NO_LABEL = "this is a reference trial of the unaffected hand: it has no Fugl-Meyer score to label"
 REFERENCE_FORBIDDEN = (
     "only a clinician can record a reference trial of the unaffected hand: it changes how the "
     "session's next trials are scored"
@@ -159,8 +160,11 @@ def cancel() -> Response:
 @require("clinician")
 def label(trial_id: int) -> tuple[Response, int]:
     st = store()
-    if st.get_trial(trial_id) is None:
+    found = st.get_trial(trial_id)
+    if found is None:
         abort(404)
+    if found.is_reference:
+        return jsonify({"error": REFERENCE_NO_LABEL, "status": 409}), 409
     body = _body()
     if "score" not in body:
         abort(400, description="score is required: 0, 1, 2 or null (not scorable)")

@@ -143,8 +143,15 @@ def show(trial_id: int) -> str:
 @require("clinician")
 def label(trial_id: int) -> Response:
     st = store()
-    if st.get_trial(trial_id) is None:
+    found = st.get_trial(trial_id)
+    if found is None:
         abort(404)
+    if found.is_reference:
+        flash(
+            "This is a reference trial of the unaffected hand: it has no Fugl-Meyer score to label.",
+            "error",
+        )
+        return redirect(url_for("results.show", trial_id=trial_id))
     try:
         score, comment = parse_label(request.form.get("score"), request.form.get("comment"))
     except ValueError as exc:
