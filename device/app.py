@@ -434,7 +434,8 @@ class FlexscoreApp:
             return ""
         snap = self.recorder.snapshot()
         rem = snap.get("remaining_s")
-        return f"{snap['state']}" + (f" {rem:.0f}s" if rem is not None else "")
+        ref = " reference hand" if snap.get("reference") and self.recorder.busy else ""
+        return f"{snap['state']}{ref}" + (f" {rem:.0f}s" if rem is not None else "")
 
     def _on_camera_state(self, state: CameraState) -> None:
         ok = state == CameraState.OK
