@@ -13,6 +13,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from test_web_support import csrf, login, make_app
 
+from device.errors import StoreError
 from device.scoring.reference import apply_reference
 from device.web import shutdown
 from device.web.fake import FakeServices
@@ -176,6 +177,21 @@ def test_a_reference_whose_landmarks_cannot_be_read_leaves_the_absolute_mode_wit
     assert aff is not None and aff.status == "scored" and aff.score is not None
     assert (aff.score.mode, aff.score.reference_trial_id) == ("absolute", ref.id)
     assert any(f"reference trial {ref.id} could not be read" in r for r in aff.score.detail["reasons"])  # type: ignore[index]
+
+
+def test_a_store_that_cannot_be_asked_scores_absolute_with_the_reason(
+    fake: FakeServices, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake.run_trial("P016", "right", 2, reference=True)
+
+    def locked(*args: object, **kwargs: object) -> None:
+        raise StoreError("trial store is locked by another writer (read)")
+
+    monkeypatch.setattr(fake.store, "session_reference", locked)
+    aff = fake.run_trial("P016", "right", 2)
+    assert aff is not None and aff.status == "scored" and aff.score is not None
+    assert (aff.score.mode, aff.score.reference_trial_id) == ("absolute", None)
+    assert any("could not be looked up" in r for r in aff.score.detail["reasons"])  # type: ignore[index]
 
 
 def test_without_a_reference_trials_stay_absolute_and_another_patient_is_not_compared(

@@ -364,9 +364,15 @@ def score_in_session(
 ) -> Any:
     """Score an assessment with its session's reference (``score(trial, reference)``), noting
     the reference trial's id in ``details["reference_trial_id"]``; without a reference it is
-    ``score(trial, None)`` (the absolute mode). A reference whose landmarks cannot be read
-    leaves the absolute mode with that reason."""
-    ref_rec = find_session_reference(store, info)
+    ``score(trial, None)`` (the absolute mode). A reference whose landmarks cannot be read,
+    or a store that cannot be asked, leaves the absolute mode with that reason."""
+    try:
+        ref_rec = find_session_reference(store, info)
+    except StoreError as exc:  # e.g. locked by a maintainer's sqlite3: score, say why
+        log.error("cannot look up the session's reference trial: %s", exc)
+        result = score(trial, None)
+        why = f"the session's reference trial could not be looked up ({exc}): scored in the absolute mode"
+        return dataclasses.replace(result, reasons=(*result.reasons, why))
     if ref_rec is None:
         return score(trial, None)
     try:
