@@ -9,7 +9,6 @@ left to tests/test_web_pages.py and the load benchmark.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 from test_bad_input_support import BUDGET
-from test_web_support import PASSWORD, seeded_fake, web_config
+from test_web_support import PASSWORD, ServerThread, seeded_fake, web_config
 
 from device.web import create_app, shutdown, waitress_options
 
@@ -52,13 +51,11 @@ class Server:
         self.app = create_app(self.fake, web_config(), flask_config={"SECRET_KEY": "schemathesis"})
         self.server: Any = create_server(self.app, host="127.0.0.1", port=0, **waitress_options(web_config()))
         self.url = f"http://127.0.0.1:{self.server.effective_port}"
-        self.thread = threading.Thread(target=self.server.run, name="waitress-test", daemon=True)
-        self.thread.start()
+        self.running = ServerThread(self.server)
 
     def close(self) -> None:
         shutdown(self.app)
-        self.server.close()
-        self.thread.join(5)
+        self.running.stop()
         self.fake.close()
 
 

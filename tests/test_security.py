@@ -7,14 +7,13 @@ from __future__ import annotations
 import http.client
 import logging
 import re
-import threading
 from collections.abc import Iterator
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from test_web_access import BODIES, MATRIX
-from test_web_support import PASSWORD, csrf, login, make_app, seeded_fake, web_config
+from test_web_support import PASSWORD, ServerThread, csrf, login, make_app, seeded_fake, web_config
 
 from device.web import create_app, shutdown
 from device.web.fake import FakeServices
@@ -244,9 +243,9 @@ def test_oversized_bodies_get_413_and_change_nothing(
     assert _role(client) == "clinician"  # an oversized logout did not log out either
 
 
-@pytest.mark.parametrize("chunked", [True, False])
-def test_the_real_server_stops_reading_an_oversized_body(
-    seeded: tuple[FakeServices, int, int], chunked: bool
+@pytest.mark.parametrize("kind", ["chunked", "length", "headers"])
+def test_the_real_server_stops_reading_an_oversized_request(
+    seeded: tuple[FakeServices, int, int], kind: str
 ) -> None:
     """waitress itself answers 413 (with waitress_options) instead of buffering the body."""
     from waitress import create_server
@@ -256,29 +255,31 @@ def test_the_real_server_stops_reading_an_oversized_body(
     cfg = web_config(max_request_kb=2)
     app = create_app(seeded[0], cfg, flask_config={"SECRET_KEY": "t"})
     server = create_server(app, host="127.0.0.1", port=0, **waitress_options(cfg))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
+    running = ServerThread(server)
     conn = http.client.HTTPConnection("127.0.0.1", server.effective_port, timeout=10)
     try:
         piece = b"x" * 4096
-        if chunked:
+        expected = 413
+        if kind == "chunked":
             body: object = iter([piece] * 256)  # 1 MB, no Content-Length
             conn.request("POST", "/api/trials/start", body=body, encode_chunked=True,
                          headers={"Content-Type": "application/json"})  # fmt: skip
-        else:
+        elif kind == "length":
             conn.request(
                 "POST", "/api/trials/start", body=piece * 4, headers={"Content-Type": "application/json"}
             )
+        else:  # 100 KB of headers: refused by waitress before any app code runs
+            expected = 431
+            conn.request("GET", "/api/status", headers={f"X-Pad-{i}": "y" * 1000 for i in range(100)})
         resp = conn.getresponse()
-        assert resp.status == 413
+        assert resp.status == expected
         resp.read()
     except (BrokenPipeError, ConnectionResetError):
         pass  # the server closed the connection while the body was still being sent: also refused
     finally:
         conn.close()
         shutdown(app)
-        server.close()
-        thread.join(5)
+        running.stop()
     assert seeded[0].recorder.busy is False
 
 

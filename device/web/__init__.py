@@ -42,6 +42,7 @@ __all__ = [
 ]
 
 OUTBUF_HIGH_WATERMARK = 256 * 1024  # bytes queued per connection before the writer waits
+MAX_HEADER_BYTES = 32 * 1024  # all request headers together (cookie, CSRF, user agent, …)
 
 
 def waitress_threads(max_streams: int) -> int:
@@ -57,5 +58,6 @@ def waitress_options(cfg: WebConfig) -> dict[str, Any]:
         # waitress buffers a chunked body whole (default up to 1 GB, spilled to disk) before
         # the app sees it: refuse past the app's own limit while it is still arriving
         "max_request_body_size": cfg.max_request_kb * 1024,
+        "max_request_header_size": MAX_HEADER_BYTES,  # waitress default 256 KB; ours are < 4 KB
         "ident": "flexscore",
     }
