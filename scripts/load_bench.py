@@ -128,6 +128,12 @@ def _cookie(headers: dict[str, str]) -> str:
     return raw.split(";", 1)[0]
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_kb(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -165,6 +171,7 @@ class Monitor(threading.Thread):
         self.stop = threading.Event()
         self.phase = "warmup"
         self.samples: list[tuple[str, float, float, int, str]] = []  # phase, t, fps, rss_kb, state
+        self.cpu: list[tuple[str, float, float]] = []  # phase, t, the daemon's CPU seconds
         self.trials_started = 0
         self.start_refused = 0
 
@@ -189,6 +196,7 @@ class Monitor(threading.Thread):
             self.samples.append(
                 (self.phase, time.monotonic(), float(doc["fps"]), rss_kb(self.pid), str(doc["state"]))
             )
+            self.cpu.append((self.phase, time.monotonic(), cpu_seconds(self.pid)))
             if doc["state"] in IDLE_STATES:
                 self._start_trial()
 
@@ -381,6 +389,14 @@ def stop_daemon(proc: subprocess.Popen[str]) -> int | None:
 # --------------------------------------------------------------------------- main
 
 
+def cpu_share(cpu: list[tuple[str, float, float]], phase: str) -> float:
+    """The daemon's CPU use during ``phase`` in cores (1.0 = one core busy all the time)."""
+    rows = [c for c in cpu if c[0] == phase]
+    if len(rows) < 2 or rows[-1][1] <= rows[0][1]:
+        return 0.0
+    return (rows[-1][2] - rows[0][2]) / (rows[-1][1] - rows[0][1])
+
+
 def mean_fps(samples: list[tuple[str, float, float, int, str]], phase: str, skip: int) -> float:
     vals = [s[2] for s in samples if s[0] == phase][skip:]
     return statistics.fmean(vals) if vals else 0.0
@@ -470,6 +486,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "fps_no_load": round(fps_base, 2),
         "fps_under_load": round(fps_load, 2),
         "fps_drop": round(drop, 4),
+        "daemon_cpu_cores_baseline_a": round(cpu_share(mon.cpu, "baseline_a"), 3),
+        "daemon_cpu_cores_under_load": round(cpu_share(mon.cpu, "load"), 3),
+        "daemon_cpu_cores_baseline_b": round(cpu_share(mon.cpu, "baseline_b"), 3),
         "rss_mb_load_start": round(rss_load_start / 1024, 1),
         "rss_mb_load_end": round(rss_load_end / 1024, 1),
         "rss_mb_load_peak": round(max(rss_load or [rss_load_end]) / 1024, 1),
@@ -508,6 +527,11 @@ def print_table(r: dict[str, Any]) -> None:
         ("tracker fps, no web load (mean of baselines)", f"{r['fps_no_load']:.1f}"),
         ("tracker fps, under load", f"{r['fps_under_load']:.1f}"),
         ("fps drop", f"{100 * r['fps_drop']:.1f} %"),
+        (
+            "daemon CPU, cores (baseline A / load / B)",
+            f"{r['daemon_cpu_cores_baseline_a']} / {r['daemon_cpu_cores_under_load']} / "
+            f"{r['daemon_cpu_cores_baseline_b']}",
+        ),
         ("API requests sent / failed", f"{r['api_requests_sent']} / {r['requests_failed']}"),
         ("API latency p50 / p95", f"{r['latency_ms_p50']} / {r['latency_ms_p95']} ms"),
         ("MJPEG viewers, frames/s each", ", ".join(f"{v:g}" for v in r["viewer_fps"])),
