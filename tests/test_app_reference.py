@@ -27,7 +27,7 @@ from device.config import CameraConfig, Config
 from device.scoring.decide import Decider
 from device.store import TrialRecord
 from device.trial.io import save_track_json
-from device.trial.recorder import other_side
+from device.trial.recorder import StateChange, other_side
 
 TRIAL_TIMEOUT_S = 90.0
 
@@ -44,11 +44,15 @@ def clips() -> dict[bool, list[np.ndarray]]:
 @pytest.fixture
 def app(
     tmp_path: Path, clips: dict[bool, list[np.ndarray]]
-) -> Iterator[tuple[FlexscoreApp, dict[str, bool]]]:
-    view = {"mirrored": False}  # which hand the camera shows
-    cam = SyntheticSource(
-        640, 480, 15.0, paced=True, draw=lambda i: clips[view["mirrored"]][i % len(clips[False])]
-    )
+) -> Iterator[tuple[FlexscoreApp, dict[str, Any]]]:
+    view = {"mirrored": False, "i": 0, "start": 0}  # which hand the camera shows, clip phase
+    n = len(clips[False])
+
+    def draw(i: int) -> np.ndarray:
+        view["i"] = i
+        return clips[bool(view["mirrored"])][(i - int(view["start"])) % n]
+
+    cam = SyntheticSource(640, 480, 15.0, paced=True, draw=draw)
     a = FlexscoreApp(
         Config(camera=CameraConfig(stall_timeout_s=5.0)),
         state_dir=tmp_path / "state",
@@ -57,8 +61,14 @@ def app(
         host="127.0.0.1",
         port=0,
     )
+    def align(change: StateChange) -> None:  # each recording sees the clip from its first frame
+        if str(change.new) == "recording":
+            view["start"] = int(view["i"]) + 1
+
     a.start()
     try:
+        assert a.recorder is not None
+        a.recorder.add_listener(align)
         yield a, view
     finally:
         a.stop()
@@ -69,7 +79,8 @@ def finished(a: FlexscoreApp, trial_id: int) -> TrialRecord:
         t = a.store.get_trial(trial_id)
         return t if t is not None and t.status not in ("recording", "scoring") else None
 
-    return wait_for(done, TRIAL_TIMEOUT_S, f"trial {trial_id}'s outcome", 0.1)  # type: ignore[no-any-return]
+    found: TrialRecord = wait_for(done, TRIAL_TIMEOUT_S, f"trial {trial_id}'s outcome", 0.1)
+    return found
 
 
 def record(a: FlexscoreApp, side: str, *, reference: bool) -> TrialRecord:
@@ -90,7 +101,7 @@ def record(a: FlexscoreApp, side: str, *, reference: bool) -> TrialRecord:
 
 @pytest.mark.slow
 def test_a_reference_trial_then_the_affected_hand_scored_against_it_as_the_cli_scores_it(
-    app: tuple[FlexscoreApp, dict[str, bool]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    app: tuple[FlexscoreApp, dict[str, Any]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     a, view = app
     seen = wait_for(lambda: a.status()["hand_in_view"], 60, "the hand in view")
