@@ -35,7 +35,7 @@ def served() -> Iterator[tuple[str, FakeServices]]:
         thread = threading.Thread(target=srv.run, name="waitress", daemon=True)
         thread.start()
         try:
-            yield f"http://127.0.0.1:{srv.effective_port}", fake  # type: ignore[union-attr]
+            yield f"http://127.0.0.1:{srv.effective_port}", fake
         finally:
             shutdown(app)
             streams = app.extensions["flexscore"].streams

@@ -81,7 +81,8 @@ def test_the_page_form_starts_a_reference(app: Flask, fake: FakeServices) -> Non
 
 def test_reference_then_affected_trial_result_page_and_exports(app: Flask, fake: FakeServices) -> None:
     ref = fake.run_trial("P011", "right", 2, reference=True)
-    assert ref is not None and ref.status == "scored", ref.reasons
+    assert ref is not None
+    assert ref.status == "scored", ref.reasons
     assert ref.is_reference and ref.side == "left" and ref.score is None
     assert ref.profile is not None and ref.profile["usable"]
     aff = fake.run_trial("P011", "right", 1)
