@@ -221,7 +221,6 @@ class TrialOutcome:
     reasons: list[dict[str, str]]
     score: NewScore | None
     finished_at: datetime | None
-    role: str = "assessment"
     profile: dict[str, Any] | None = None  # a reference trial's measured range of motion
 
 
@@ -274,7 +273,7 @@ def trial_outcome(
         elif status == "rejected":
             known = {r["message"] for r in reasons}
             reasons += [{"code": "not_scorable", "message": s} for s in sentences if s not in known]
-    return TrialOutcome(status, info.trial, quality, reasons, score, info.finished_at, info.role, profile)
+    return TrialOutcome(status, info.trial, quality, reasons, score, info.finished_at, profile)
 
 
 # --------------------------------------------------------------------------- reference
