@@ -69,12 +69,11 @@ class Decider:
     def score(self, trial: Trial, reference: Trial | None = None) -> Result:
         """Score ``trial``; with ``reference`` (a trial of the unaffected hand) the result is
         relative to that hand's range (:mod:`device.scoring.reference`) and
-        ``details["mode"]`` says which mode was used. Without ``scoring.use_z`` both are
-        scored from x, y only."""
-        if not self.cfg.scoring.use_z:
-            trial = as_2d(trial)
-            reference = None if reference is None else as_2d(reference)
-        result = self._score_absolute(trial)
+        ``details["mode"]`` says which mode was used. Without ``scoring.use_z`` the absolute
+        score (RNN and rule) comes from x, y only; the two hands' ranges of motion are still
+        compared in 3D when both trials have z (the rule's bend angles, unlike the 3D RNN,
+        hold up on real tracked video: scripts/eval_pipeline.py)."""
+        result = self._score_absolute(trial if self.cfg.scoring.use_z else as_2d(trial))
         if reference is None:
             return result
         return apply_reference(result, trial, reference, self.cfg.trial)
