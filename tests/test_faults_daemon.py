@@ -76,6 +76,7 @@ def test_kill_9_during_recording_then_restart_lists_the_trial_as_interrupted(
         "status": "interrupted",
         "score": None,
         "finished_at": status["last_trial"]["finished_at"],
+        "role": "assessment",
     }
     second.login()
     listed = {t["id"]: t for t in second.get("/api/trials")["trials"]}
