@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from trial_helpers import kazuhito_trial as shared_kazuhito_trial
 
 from device.config import Config
 from device.scoring.candidate import CANDIDATE_FORMAT, SCORER_NAMES, compare, device_variant
@@ -47,26 +48,7 @@ class Stored:
 
 
 def kazuhito_trial(alpha: float, seed: int) -> Trial:
-    """A real open hand pose moved towards a real fist pose by ``alpha`` over 5 s (2D)."""
-    rows = np.loadtxt(DATA / "kazuhito_poses_sample.csv", delimiter=",")
-    opens = rows[rows[:, 0] == 0, 1:].reshape(-1, 21, 2)
-    fists = rows[rows[:, 0] == 1, 1:].reshape(-1, 21, 2)
-    rng = np.random.default_rng(seed)
-    po, pc = opens[seed % len(opens)], fists[seed % len(fists)]
-    t = np.arange(125) / 25.0
-    prog = np.clip((t - 1.0) / 1.5, 0, 1)
-    w = (alpha * prog**2 * (3 - 2 * prog))[:, None, None]
-    xy = ((1 - w) * po + w * pc) * 150 + np.array([320.0, 260.0]) + rng.normal(0, 0.6, (125, 21, 2))
-    lm = np.concatenate([xy, np.full((125, 21, 1), np.nan)], axis=2).astype(np.float32)
-    return Trial(
-        landmarks=lm,
-        t=t,
-        presence=np.ones(125, np.float32),
-        handedness=(None,) * 125,
-        image_size=(640, 520),
-        side="right",
-        has_z=False,
-    )
+    return shared_kazuhito_trial(alpha, seed, side="right")
 
 
 def fill_store(

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from trial_helpers import blank_trial, synth
+from trial_helpers import blank_trial, kazuhito_trial, synth
 
 from device.cli import main
 from device.config import Config, ScoringConfig
@@ -126,33 +126,9 @@ def test_real_open_fist_open_clip_scores_2(decider: Decider) -> None:
     assert res.score == 2 and res.rule_score == 2
 
 
-def _kazuhito_trial(alpha: float, seed: int) -> Trial:
-    """A real open pose moved towards a real fist pose by ``alpha`` over 5 s (2D)."""
-    rows = np.loadtxt(DATA / "kazuhito_poses_sample.csv", delimiter=",")
-    opens = rows[rows[:, 0] == 0, 1:].reshape(-1, 21, 2)
-    fists = rows[rows[:, 0] == 1, 1:].reshape(-1, 21, 2)
-    rng = np.random.default_rng(seed)
-    po, pc = opens[seed % len(opens)], fists[seed % len(fists)]
-    t = np.arange(125) / 25.0
-    prog = np.clip((t - 1.0) / 1.5, 0, 1)
-    prog = prog**2 * (3 - 2 * prog)
-    w = (alpha * prog)[:, None, None]
-    xy = ((1 - w) * po + w * pc) * 150 + np.array([320.0, 260.0])
-    xy += rng.normal(0, 0.6, xy.shape)
-    lm = np.concatenate([xy, np.full((125, 21, 1), np.nan)], axis=2).astype(np.float32)
-    return Trial(
-        landmarks=lm,
-        t=t,
-        presence=np.ones(125, np.float32),
-        handedness=(None,) * 125,
-        image_size=(640, 520),
-        has_z=False,
-    )
-
-
 @pytest.mark.parametrize(("alpha", "score"), [(0.0, 0), (0.4, 1), (1.0, 2)])
 def test_real_kazuhito_poses_without_z(decider: Decider, alpha: float, score: int) -> None:
-    got = [decider.score(_kazuhito_trial(alpha, s)).score for s in range(3)]
+    got = [decider.score(kazuhito_trial(alpha, s)).score for s in range(3)]
     assert got.count(score) >= 2, got
 
 

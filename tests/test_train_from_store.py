@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from site_helpers import MODELS, SCORER, VARIANT, fill_store
+from trial_helpers import train_python
 
 from device.cli import main
 from device.scoring.candidate import load_candidate
@@ -21,22 +21,6 @@ from device.scoring.training import grouped_stratified_split
 from device.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _train_python() -> str | None:
-    for py in (sys.executable, str(ROOT / ".venv-train" / "bin" / "python")):
-        if (
-            Path(py).exists()
-            and subprocess.run(
-                [py, "-c", "import tensorflow, tf_keras, ai_edge_litert, device"],
-                capture_output=True,
-                check=False,
-                cwd=ROOT,
-            ).returncode
-            == 0
-        ):
-            return py
-    return None
 
 
 def _train(py: str, store: Path, out: Path, *extra: str) -> dict:  # type: ignore[type-arg]
@@ -68,7 +52,7 @@ def _train(py: str, store: Path, out: Path, *extra: str) -> dict:  # type: ignor
 
 @pytest.mark.slow
 def test_train_from_store_writes_a_checked_candidate(tmp_path: Path) -> None:
-    py = _train_python()
+    py = train_python()
     if py is None:
         pytest.skip(
             "tensorflow not importable (pip install 'flexscore[train]' or scripts/make_train_venv.sh)"
@@ -103,7 +87,7 @@ def test_train_from_store_writes_a_checked_candidate(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_candidate_from_a_site_that_never_gives_2_is_not_installed(tmp_path: Path) -> None:
-    py = _train_python()
+    py = train_python()
     if py is None:
         pytest.skip(
             "tensorflow not importable (pip install 'flexscore[train]' or scripts/make_train_venv.sh)"

@@ -4,32 +4,17 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from trial_helpers import train_python
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _train_python() -> str | None:
-    for py in (sys.executable, str(ROOT / ".venv-train" / "bin" / "python")):
-        if (
-            Path(py).exists()
-            and subprocess.run(
-                [py, "-c", "import tensorflow, tf_keras, ai_edge_litert"],
-                capture_output=True,
-                check=False,
-            ).returncode
-            == 0
-        ):
-            return py
-    return None
-
-
 @pytest.mark.slow
 def test_small_training_runs_end_to_end(tmp_path: Path) -> None:
-    py = _train_python()
+    py = train_python()
     if py is None:
         pytest.skip("tensorflow not importable (make it with scripts/make_train_venv.sh)")
     trials = tmp_path / "trials"
