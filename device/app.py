@@ -36,6 +36,7 @@ from device.trial.quality import anatomical_side
 from device.trial.recorder import StateChange, TrialInfo, TrialRecorder
 from device.vision.tracker import HandTracker, build_tracker
 from device.vision.types import HandObservation
+from device.web.server import ServerThread
 from device.web.services import StatusSnapshot
 
 log = logging.getLogger(__name__)
@@ -123,7 +124,7 @@ class FlexscoreApp:
         self.watchdog: CameraWatchdog | None = None
         self.web_app: Any = None
         self.web_server: Any = None
-        self._web_thread: threading.Thread | None = None
+        self._web_thread: ServerThread | None = None
         self._control: socket.socket | None = None
         self._control_thread: threading.Thread | None = None
         self._fps = FpsMeter()
@@ -301,8 +302,7 @@ class FlexscoreApp:
             **waitress_options(self.config.web),  # threads per viewer, bounded output buffers
         )
         self.port = int(self.web_server.effective_port)
-        self._web_thread = threading.Thread(target=self.web_server.run, name="web", daemon=True)
-        self._web_thread.start()
+        self._web_thread = ServerThread(self.web_server).start()
         log.info("web page on http://%s:%d/", self.host, self.port)
 
     def _start_control(self) -> None:
@@ -386,10 +386,10 @@ class FlexscoreApp:
             from device.web import shutdown
 
             shutdown(self.web_app)  # end live streams first, so no thread blocks the close
-        if self.web_server is not None:
-            self.web_server.close()
         if self._web_thread is not None:
-            self._web_thread.join(timeout=3)
+            self._web_thread.stop(timeout=3)  # closes the server
+        elif self.web_server is not None:
+            self.web_server.close()
 
     def _stop_store(self) -> None:
         if self._store is not None:

@@ -25,9 +25,10 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 from test_bad_input_support import BUDGET
-from test_web_support import PASSWORD, ServerThread, seeded_fake, web_config
+from test_web_support import PASSWORD, seeded_fake, web_config
 
 from device.web import create_app, shutdown, waitress_options
+from device.web.server import ServerThread
 
 SPEC = Path(__file__).resolve().parent.parent / "docs" / "openapi.yaml"
 ROLES = ("anonymous", "clinician")
@@ -51,7 +52,7 @@ class Server:
         self.app = create_app(self.fake, web_config(), flask_config={"SECRET_KEY": "schemathesis"})
         self.server: Any = create_server(self.app, host="127.0.0.1", port=0, **waitress_options(web_config()))
         self.url = f"http://127.0.0.1:{self.server.effective_port}"
-        self.running = ServerThread(self.server)
+        self.running = ServerThread(self.server).start()
 
     def close(self) -> None:
         shutdown(self.app)

@@ -13,11 +13,12 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from test_web_access import BODIES, MATRIX
-from test_web_support import PASSWORD, ServerThread, csrf, login, make_app, seeded_fake, web_config
+from test_web_support import PASSWORD, csrf, login, make_app, seeded_fake, web_config
 
 from device.web import create_app, shutdown
 from device.web.fake import FakeServices
 from device.web.security import LoginLimiter, SessionRegistry
+from device.web.server import ServerThread
 
 COOKIE = "flexscore_session"
 
@@ -255,7 +256,7 @@ def test_the_real_server_stops_reading_an_oversized_request(
     cfg = web_config(max_request_kb=2)
     app = create_app(seeded[0], cfg, flask_config={"SECRET_KEY": "t"})
     server = create_server(app, host="127.0.0.1", port=0, **waitress_options(cfg))
-    running = ServerThread(server)
+    running = ServerThread(server).start()
     conn = http.client.HTTPConnection("127.0.0.1", server.effective_port, timeout=10)
     try:
         piece = b"x" * 4096

@@ -62,28 +62,3 @@ def seeded_fake() -> tuple[FakeServices, int, int]:
         raise
     assert old is not None and last is not None
     return fake, old.id, last.id
-
-
-class ServerThread:
-    """A waitress server run in a thread; :meth:`stop` closes it without the close/poll race
-    (closing the socket while the loop polls it raises EBADF in the server thread)."""
-
-    def __init__(self, server: Any) -> None:
-        import threading
-
-        self.server = server
-        self._stopping = threading.Event()
-        self.thread = threading.Thread(target=self._run, name="waitress-test", daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        try:
-            self.server.run()
-        except (OSError, ValueError):
-            if not self._stopping.is_set():
-                raise
-
-    def stop(self) -> None:
-        self._stopping.set()
-        self.server.close()
-        self.thread.join(5)
