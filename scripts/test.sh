@@ -23,6 +23,12 @@ fi
 
 bash scripts/setup-venv.sh dev
 venv=${FLEXSCORE_VENV:-.venv}
+# The training venv (TensorFlow, never on the device): the small end-to-end training runs
+# (tests/test_train_scorer.py, tests/test_train_from_store.py) use it. ~80 s the first time.
+# FLEXSCORE_SKIP_TRAIN_VENV=1 skips it (those tests then skip and say why).
+if [ "${FLEXSCORE_SKIP_TRAIN_VENV:-0}" != 1 ]; then
+    bash scripts/make_train_venv.sh
+fi
 
 echo "== ruff" >&2
 "$venv/bin/ruff" check device tests scripts
