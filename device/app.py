@@ -549,6 +549,15 @@ class FlexscoreApp:
     def latest_jpeg(self, newer_than: int = -1, timeout: float = 0.0) -> Any:
         return self.live.latest_jpeg(newer_than, timeout) if self.live else None
 
+    def _scorer_version(self) -> str:
+        """The version of the scorer that scores the next trial (site-installed or shipped)."""
+        if self.decider is None:
+            return "not loaded"
+        try:
+            return str(self.decider.rnn_for(True).version)
+        except FlexscoreError as exc:
+            return f"unavailable: {exc}"
+
     def system_info(self) -> Any:
         from device.web.services import SystemInfo, disk_usage, models_from_manifest, software_version
 
@@ -572,6 +581,8 @@ class FlexscoreApp:
             },
             settings={
                 "models": f"{mc.complexity} {mc.precision}, {mc.threads} threads",
+                "scoring": "with z (3D scorer)" if self.config.scoring.use_z else "from x, y (2D scorer)",
+                "scorer in use": self._scorer_version(),
                 "trial duration": f"{self.config.trial.duration_s:g} s",
                 "affected side (default)": str(self.config.trial.side or "not set"),
             },

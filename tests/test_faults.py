@@ -338,7 +338,11 @@ def test_uptime_is_measured_on_the_monotonic_clock(
     app = make_app(lambda: SyntheticSource(64, 48, 30.0, paced=True))
     real = time.time
     monkeypatch.setattr(time, "time", lambda: real() - 7200)  # the clock goes back 2 h
-    assert 0 <= app.system_info().uptime_s < 600
+    info = app.system_info()
+    assert 0 <= info.uptime_s < 600
+    # the status page names the scorer that will score the next trial, and how
+    assert info.settings["scoring"] == "from x, y (2D scorer)"
+    assert info.settings["scorer in use"].startswith("scorer_2d_int8@")
 
 
 # ---------------------------------------------------------------------------------- power
