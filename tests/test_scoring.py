@@ -222,3 +222,19 @@ def test_tflite_model_reset_restarts_the_rnn_from_zero_state() -> None:
     model.close()
     with pytest.raises(ModelError, match="closed"):
         model.reset()
+
+
+def test_the_sample_clip_scores_2_for_the_right_hand_seen_mirrored(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The bundled clip (a real open → fist → open, a mirrored selfie view of a right hand):
+    with --mirrored the right side passes the side gate and the full fist scores 2; read as
+    an unmirrored view it is a left hand, and assessing the right side is refused."""
+    from device.data import SAMPLE_VIDEO
+
+    assert main(["score", str(SAMPLE_VIDEO), "--side", "right", "--mirrored", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert (doc["status"], doc["score"]) == ("scored", 2), doc["reasons"]
+    main(["score", str(SAMPLE_VIDEO), "--side", "right", "--json"])
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["status"] == "not_scorable" and "left hand" in doc["reasons"][0]

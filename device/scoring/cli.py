@@ -37,6 +37,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("--csv", metavar="OUT", help="with --batch: write one row per trial here")
     p.add_argument("--side", choices=["left", "right"], help="the affected side being assessed")
     p.add_argument(
+        "--mirrored",
+        action="store_true",
+        help="the video is a mirrored (selfie) view, as the bundled sample clip is: hand sides "
+        "are then read as the model names them (config: tracker.mirrored)",
+    )
+    p.add_argument(
         "--reference",
         metavar="VIDEO",
         help="a video of the unaffected hand's trial: score relative to that hand's range",
@@ -55,6 +61,8 @@ def _config(args: argparse.Namespace) -> Config:
     cfg = load_config(args.config)
     if args.side:
         cfg = replace(cfg, trial=replace(cfg.trial, side=args.side))
+    if args.mirrored:
+        cfg = replace(cfg, tracker=replace(cfg.tracker, mirrored=True))
     return cfg
 
 
