@@ -6,16 +6,12 @@ and no page scrolls sideways. Screenshots go where ``test_browser_web`` puts its
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from test_browser_web import WAIT_MS, _login, _no_sideways_scroll, _shot, browser
-from test_web_support import web_config
+from test_browser_web import WAIT_MS, _login, _no_sideways_scroll, _shot, auto_fake, browser, serve_fake
 
-from device.trial.recorder import RecorderTiming
-from device.web import create_app, shutdown, waitress_threads
 from device.web.fake import FakeServices
 
 pytestmark = pytest.mark.browser
@@ -24,29 +20,10 @@ __all__ = ["browser"]  # the fixture, shared with test_browser_web
 
 @pytest.fixture(scope="module")
 def served() -> Iterator[tuple[str, FakeServices]]:
-    import waitress
-
-    timing = RecorderTiming(countdown_s=1.0, recording_s=2.0, result_hold_s=60.0)
-    with FakeServices(auto=True, timing=timing) as fake:
+    with auto_fake() as fake:
         fake.scores = None
-        cfg = web_config(max_streams=2)
-        app = create_app(fake, cfg, flask_config={"SECRET_KEY": "browser-test"})
-        srv = waitress.create_server(app, host="127.0.0.1", port=0, threads=waitress_threads(cfg.max_streams))
-        thread = threading.Thread(target=srv.run, name="waitress", daemon=True)
-        thread.start()
-        try:
-            yield f"http://127.0.0.1:{srv.effective_port}", fake
-        finally:
-            shutdown(app)
-            streams = app.extensions["flexscore"].streams
-            idle = threading.Event()
-            for _ in range(200):
-                if streams.active == 0:
-                    break
-                idle.wait(0.05)
-            srv.task_dispatcher.shutdown()
-            srv.close()
-            thread.join(10)
+        with serve_fake(fake) as url:
+            yield url, fake
 
 
 @pytest.mark.parametrize(("width", "height"), ((800, 480), (1280, 800)), ids=["800x480", "1280x800"])

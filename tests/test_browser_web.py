@@ -8,6 +8,7 @@ Screenshots at 800×480 (the Pi's touchscreen) and 1280×800 (a tablet or laptop
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -23,6 +24,7 @@ from test_web_support import PASSWORD, web_config
 from device.trial.recorder import RecorderTiming
 from device.web import create_app, shutdown, waitress_threads
 from device.web.fake import FakeServices
+from device.web.server import ServerThread
 
 pytestmark = pytest.mark.browser
 
@@ -47,36 +49,46 @@ def _require_browser() -> Any:
     return sync_playwright
 
 
+@contextlib.contextmanager
+def serve_fake(fake: FakeServices) -> Iterator[str]:
+    """Serve the app over ``fake`` with waitress on a free loopback port; yields the base URL.
+    On exit the live streams end first (within a second), then the server stops."""
+    import waitress
+
+    cfg = web_config(max_streams=2)
+    app = create_app(fake, cfg, flask_config={"SECRET_KEY": "browser-test"})
+    srv = waitress.create_server(app, host="127.0.0.1", port=0, threads=waitress_threads(cfg.max_streams))
+    running = ServerThread(srv, name="waitress-browser").start()
+    try:
+        yield f"http://127.0.0.1:{srv.effective_port}"
+    finally:
+        shutdown(app)
+        streams = app.extensions["flexscore"].streams
+        idle = threading.Event()
+        for _ in range(200):  # bounded: at most ~10 s
+            if streams.active == 0:
+                break
+            idle.wait(0.05)
+        srv.task_dispatcher.shutdown()
+        running.stop(10)
+
+
+def auto_fake() -> FakeServices:
+    """A fake appliance that runs trials by itself, with short timings."""
+    return FakeServices(
+        auto=True, timing=RecorderTiming(countdown_s=1.0, recording_s=2.0, result_hold_s=60.0)
+    )
+
+
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
     """The app over an auto-running fake, served by waitress on a free loopback port."""
-    import waitress
-
-    timing = RecorderTiming(countdown_s=1.0, recording_s=2.0, result_hold_s=60.0)
-    with FakeServices(auto=True, timing=timing) as fake:
+    with auto_fake() as fake:
         fake.scores = None  # every trial: the score the test sets
         fake.next_score = 2
         fake.seed_history("P001", n=6)
-        cfg = web_config(max_streams=2)
-        app = create_app(fake, cfg, flask_config={"SECRET_KEY": "browser-test"})
-        srv = waitress.create_server(
-            app, host="127.0.0.1", port=0, threads=waitress_threads(cfg.max_streams)
-        )
-        thread = threading.Thread(target=srv.run, name="waitress", daemon=True)
-        thread.start()
-        try:
-            yield f"http://127.0.0.1:{srv.effective_port}"  # type: ignore[union-attr]
-        finally:
-            shutdown(app)  # live streams end within a second
-            streams = app.extensions["flexscore"].streams
-            idle = threading.Event()
-            for _ in range(200):  # bounded: at most ~10 s
-                if streams.active == 0:
-                    break
-                idle.wait(0.05)
-            srv.task_dispatcher.shutdown()
-            srv.close()
-            thread.join(10)
+        with serve_fake(fake) as url:
+            yield url
 
 
 @pytest.fixture(scope="module")
@@ -92,9 +104,7 @@ def browser() -> Iterator[Any]:
 
 
 def _no_sideways_scroll(page: Any, what: str) -> None:
-    overflow = page.evaluate(
-        "document.documentElement.scrollWidth - document.documentElement.clientWidth"
-    )
+    overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
     assert overflow <= 0, f"{what} scrolls sideways by {overflow}px"
 
 
