@@ -7,13 +7,12 @@ from __future__ import annotations
 import http.client
 import logging
 import re
-from collections.abc import Iterator
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from test_web_access import BODIES, MATRIX
-from test_web_support import PASSWORD, csrf, login, make_app, seeded_fake, web_config
+from test_web_access import BODIES, MATRIX, app, seeded
+from test_web_support import PASSWORD, csrf, login, make_app, web_config
 
 from device.web import create_app, shutdown
 from device.web.fake import FakeServices
@@ -23,18 +22,7 @@ from device.web.server import ServerThread
 COOKIE = "flexscore_session"
 
 
-@pytest.fixture(scope="module")
-def seeded() -> Iterator[tuple[FakeServices, int, int]]:
-    fake, old, last = seeded_fake()
-    with fake:
-        yield fake, old, last
-
-
-@pytest.fixture()
-def app(seeded: tuple[FakeServices, int, int]) -> Iterator[Flask]:
-    app = make_app(seeded[0])
-    yield app
-    shutdown(app)
+__all__ = ["app", "seeded"]  # the fixtures, shared with test_web_access
 
 
 def _cookie(client: FlaskClient) -> str:
