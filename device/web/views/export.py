@@ -18,6 +18,7 @@ from device.web.fhir import questionnaire_response, session_score
 from device.web.queries import (
     STATUS_TEXT,
     TrialFilter,
+    TrialView,
     iter_trials,
     sessions,
     trial_views,
@@ -41,6 +42,12 @@ def _filtered() -> tuple[TrialFilter, list[str]]:
     return flt, errors
 
 
+def _views(flt: TrialFilter) -> list[TrialView]:
+    """The trials the filter selects, as the views the exports are made of."""
+    st = store()
+    return trial_views(st, list(iter_trials(st, flt)))
+
+
 def _download(body: str | bytes, mimetype: str, filename: str) -> Response:
     resp = Response(body, mimetype=mimetype)
     resp.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
@@ -54,7 +61,7 @@ def index() -> str:
     st = store()
     args = {k: request.args.get(k, "") for k in ("patient", "status", "from", "to")}
     flt, errors = parse_filter(args)
-    views = trial_views(st, list(iter_trials(st, flt))) if not errors else []
+    views = _views(flt) if not errors else []
     sess = sessions(views)
     return render_template(
         "export.html",
@@ -72,9 +79,7 @@ def index() -> str:
 @bp.get("/trials.csv")
 @require("clinician")
 def trials_as_csv() -> Response:
-    flt, _ = _filtered()
-    st = store()
-    views = trial_views(st, list(iter_trials(st, flt)))
+    views = _views(_filtered()[0])
     log.info("exported %d trials as CSV", len(views))
     return _download(trials_csv(views), "text/csv", "flexscore-trials.csv")
 
@@ -82,9 +87,7 @@ def trials_as_csv() -> Response:
 @bp.get("/trials.json")
 @require("clinician")
 def trials_as_json() -> Response:
-    flt, _ = _filtered()
-    st = store()
-    views = trial_views(st, list(iter_trials(st, flt)))
+    views = _views(_filtered()[0])
     log.info("exported %d trials as JSON", len(views))
     doc = {"format": "flexscore-trials-v1", "trials": [v.to_json() for v in views]}
     return _download(json.dumps(doc, indent=1), "application/json", "flexscore-trials.json")
@@ -102,7 +105,7 @@ def fhir_session(code: str, day: str) -> Response:
     if patient is None:
         abort(404)
     flt = TrialFilter(patient=patient, date_from=when, date_to=when)
-    found = sessions(trial_views(st, list(iter_trials(st, flt))))
+    found = sessions(_views(flt))
     if not found:
         abort(404)
     doc = questionnaire_response(found[0])
