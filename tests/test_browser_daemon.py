@@ -10,96 +10,40 @@ camera, the TFLite tracker, the scorer, the SQLite store and waitress, in their 
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
-import socket
-import subprocess
-import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from daemon_helpers import PASSWORD, TRIAL_TIMEOUT_S, Daemon
 from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
-from test_browser_web import ARTIFACTS, CHROMIUM_ARGS, WAIT_MS, _login, _no_sideways_scroll, _require_browser
-from test_web_support import PASSWORD
-
-from device.web.security import PASSWORD_ENV
+from test_browser_web import ARTIFACTS, WAIT_MS, _login, _no_sideways_scroll, browser
 
 pytestmark = pytest.mark.browser
 
-START_TIMEOUT_S = 120.0  # bound for the daemon to answer /api/status (models load, camera opens)
-TRIAL_WAIT_MS = 90_000  # countdown 3 s + recording 6 s + scoring, with room for a loaded machine
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def _wait_ready(base: str, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"daemon exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"{base}/api/status", timeout=2) as r:
-                status = json.load(r)
-            if status.get("camera") == "ok" or status.get("fps", 0) > 0:
-                return
-        except OSError:
-            pass
-        time.sleep(0.3)
-    raise AssertionError(f"daemon did not become ready:\n{log.read_text()[-3000:]}")
+TRIAL_WAIT_MS = int(TRIAL_TIMEOUT_S * 1000)
+__all__ = ["browser"]  # the fixture, shared with test_browser_web
 
 
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    state = tmp_path_factory.mktemp("state")
-    log = state / "daemon.log"
-    port = _free_port()
-    env = dict(os.environ, GPIOZERO_PIN_FACTORY="mock", **{PASSWORD_ENV: PASSWORD})
-    exe = Path(sys.executable).with_name("flexscore")
-    cmd = [str(exe), "run", "--state-dir", str(state), "--host", "127.0.0.1", "--port", str(port)]
-    with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
-    base = f"http://127.0.0.1:{port}"
+    d = Daemon(tmp_path_factory.mktemp("browser-daemon") / "state")
     try:
-        _wait_ready(base, proc, log)
-        yield base
+        d.wait_ready()
+        yield d.base
+        rc, _took = d.terminate()
+        assert rc == 0, f"daemon exit code {rc}:\n{d.output()[-3000:]}"
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            rc = proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-            raise AssertionError("daemon ignored SIGTERM") from None
-        assert rc == 0, f"daemon exit code {rc}:\n{log.read_text()[-3000:]}"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    sync_playwright = _require_browser()
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
+        d.cleanup()
 
 
 def test_a_trial_on_the_real_appliance(daemon: str, browser: Any) -> None:
     ctx = browser.new_context(viewport={"width": 800, "height": 480}, accept_downloads=True)
     page = ctx.new_page()
     try:
-        _login(page, daemon)
+        _login(page, daemon, PASSWORD)
         page.get_by_label("Patient code").fill("DEMO01")
         # The page says which hand the camera sees: the bundled clip (a mirrored selfie view)
         # shows a right hand.

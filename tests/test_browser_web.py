@@ -112,9 +112,9 @@ def _shot(page: Any, name: str, width: int) -> None:
     page.screenshot(path=str(ARTIFACTS / f"{name}-{width}.png"), full_page=True)
 
 
-def _login(page: Any, base: str) -> None:
+def _login(page: Any, base: str, password: str = PASSWORD) -> None:
     page.goto(f"{base}/login", wait_until="domcontentloaded")
-    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Log in").click()
     page.wait_for_selector("#video", timeout=WAIT_MS)
 
