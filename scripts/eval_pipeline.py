@@ -43,7 +43,7 @@ from device.errors import FlexscoreError  # noqa: E402
 from device.scoring.decide import Decider  # noqa: E402
 from device.trial.types import Trial  # noqa: E402
 from device.video import read_frames  # noqa: E402
-from device.vision.tracker import build_tracker  # noqa: E402
+from device.vision.tracker import HandTracker, build_tracker  # noqa: E402
 
 DEFAULT_DATA = REPO.parent / "shared" / "data"
 HOLD_S = 1.0
@@ -149,10 +149,11 @@ def altered(frames: list[np.ndarray], name: str) -> list[np.ndarray]:
     return [fn(frames[j], k) for k, j in enumerate(idx)]
 
 
-def run_case(frames: list[np.ndarray], fps: float, cfg: Config, decider: Decider) -> dict[str, Any]:
-    with build_tracker(cfg) as tracker:
-        tracker.reset()
-        obs = [tracker.process_one(f, k / fps) for k, f in enumerate(frames)]
+def run_case(
+    frames: list[np.ndarray], fps: float, cfg: Config, tracker: HandTracker, decider: Decider
+) -> dict[str, Any]:
+    tracker.reset()  # each trial starts with no hand tracked, as the daemon's recordings do
+    obs = [tracker.process_one(f, k / fps) for k, f in enumerate(frames)]
     trial = Trial.from_observations(obs, side=None, mirrored=cfg.tracker.mirrored)
     return decider.score(trial).to_json()
 
@@ -184,12 +185,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     rows: list[dict[str, Any]] = []
     t0 = time.perf_counter()
-    with closing(Decider(cfg)) as decider:
+    with build_tracker(cfg) as tracker, closing(Decider(cfg)) as decider:
         for case in cases:
             base, fps = case_frames(videos / case.video, case)
             for name in names:
                 try:
-                    res = run_case(altered(base, name), fps, cfg, decider)
+                    res = run_case(altered(base, name), fps, cfg, tracker, decider)
                 except FlexscoreError as exc:
                     res = {"status": "error", "score": None, "reasons": [str(exc)]}
                 ok = res["status"] == "scored" and res["score"] == case.score
