@@ -108,19 +108,22 @@ def _run_tracker_once(tracker: HandTracker, frames: list[np.ndarray], fps: float
     """One pass over the frames. Per-frame statistics are medians, as the MediaPipe side
     reports (scripts/reference_hands.py times each ``Hands.process`` and takes the median)."""
     tracker.reset()
-    models = (tracker.palm_model, tracker.landmark_model)
+    models = [tracker.palm_model, tracker.landmark_model]
+    if tracker.precise_model is not None:
+        models.append(tracker.precise_model)
     for m in models:
         m.invoke_seconds, m.invocations = 0.0, 0
-    det0 = tracker.stats.detector_runs
+    det0, lm0, pr0 = (tracker.stats.detector_runs, tracker.stats.landmark_runs,
+                      tracker.stats.precise_runs)  # fmt: skip
     per_frame, per_invoke = [], []
     clock = time.perf_counter
     t_start = clock()
     for i, f in enumerate(frames):
-        inv0 = models[0].invoke_seconds + models[1].invoke_seconds
+        inv0 = sum(m.invoke_seconds for m in models)
         t0 = clock()
         tracker.process(f, i / fps)
         per_frame.append(clock() - t0)
-        per_invoke.append(models[0].invoke_seconds + models[1].invoke_seconds - inv0)
+        per_invoke.append(sum(m.invoke_seconds for m in models) - inv0)
     total = clock() - t_start
     frame_ms = np.array(per_frame) * 1e3
     invoke_ms = np.array(per_invoke) * 1e3
@@ -130,6 +133,8 @@ def _run_tracker_once(tracker: HandTracker, frames: list[np.ndarray], fps: float
         "invoke_ms_per_frame": float(np.median(invoke_ms)),
         "python_ms_per_frame": float(np.median(frame_ms - invoke_ms)),
         "detector_runs": float(tracker.stats.detector_runs - det0),
+        "precise_share": (tracker.stats.precise_runs - pr0)
+        / max(tracker.stats.landmark_runs - lm0, 1),
     }
 
 
@@ -176,7 +181,9 @@ def bench_tracker(
             "python_ms_per_frame": round(python, 3),
             "python_overhead": round(python / invoke, 3) if invoke > 0 else None,
             "detector_runs": int(med("detector_runs")), "frames": len(frames),
+            "precise_share": round(med("precise_share"), 3),
             "rounds_ms_per_frame": [round(r["ms_per_frame"], 3) for r in rs],
+            "rounds_mean_ms_per_frame": [round(r["mean_ms_per_frame"], 3) for r in rs],
         })  # fmt: skip
     return rows
 
@@ -279,6 +286,7 @@ class ReferenceRunner:
         self._npy = Path(self._tmp.name) / "frames.npy"
         np.save(self._npy, np.stack(frames))
         self.per_round: dict[int, list[float]] = {0: [], 1: []}
+        self.per_round_mean: dict[int, list[float]] = {0: [], 1: []}
         self.version: str | None = None
 
     def run_round(self) -> None:
@@ -293,6 +301,7 @@ class ReferenceRunner:
                 )
             data = json.loads(out.read_text())
             self.per_round[c].append(float(data["median_ms"]))  # per-frame median, as ours
+            self.per_round_mean[c].append(float(data["mean_ms"]))
             self.version = data.get("mediapipe_version", self.version)
 
     def close(self) -> None:
@@ -314,6 +323,11 @@ class ReferenceRunner:
                 paired = [a / b for a, b in zip(row["rounds_ms_per_frame"], mp, strict=False) if b > 0]
                 entry[key] = round(_median_of_rounds(paired), 3)
                 entry[key.replace("ratio_", "round_ratios_")] = [round(r, 3) for r in paired]
+                # the same on mean frame times (palm-detector and precise-model frames count)
+                means = zip(row["rounds_mean_ms_per_frame"], self.per_round_mean[c], strict=False)
+                entry[key.replace("ratio_", "mean_ratio_")] = round(
+                    _median_of_rounds([a / b for a, b in means if b > 0]), 3
+                )
             out["complexity"][str(c)] = entry
         return out
 
@@ -421,14 +435,14 @@ def format_report(r: dict[str, Any]) -> str:
         lines += [
             "",
             "tracker (median per frame)  thr  palm              ms/frame  invoke  python  "
-            "python/invoke  detector runs",
+            "python/invoke  detector runs  precise",
         ]
         for t in r["tracker"]:
             lines.append(
                 f"{t['complexity']:<5} {t['precision']:<21} {t['threads']:>2}  {t['palm']:<16}"
                 f" {t['ms_per_frame']:8.2f} {t['invoke_ms_per_frame']:7.2f} "
                 f"{t['python_ms_per_frame']:7.2f}  {t['python_overhead']:12.1%}"
-                f"  {t['detector_runs']:>6}/{t['frames']}"
+                f"  {t['detector_runs']:>6}/{t['frames']}  {t['precise_share']:8.1%}"
             )
     if "int8_accuracy" in r:
         lines += ["", "quantized vs fp32 (same inputs)"]
@@ -445,9 +459,11 @@ def format_report(r: dict[str, Any]) -> str:
         lines += ["", f"MediaPipe {ref.get('mediapipe_version')} legacy Hands, same frames:"]
         for c, e in ref["complexity"].items():
             ratios = ", ".join(f"{k[6:]} {v:.2f}×" for k, v in e.items() if k.startswith("ratio_"))
+            means = ", ".join(f"{k[11:]} {v:.2f}×" for k, v in e.items() if k.startswith("mean_ratio_"))
             lines.append(
                 f"  complexity {c}: {e['mediapipe_ms_per_frame']:.2f} ms/frame; ours/MediaPipe: {ratios}"
             )
+            lines.append(f"    on mean frame times: {means}")
     for key in ("scoring", "daemon"):
         if key in r:
             lines += ["", f"{key}: {json.dumps(r[key])}"]

@@ -109,10 +109,22 @@ class TrackerConfig:
     min_presence: float = 0.5
     nms_iou: float = 0.3
     mirrored: bool = False  # True when the camera delivers a selfie (mirrored) view
+    # With int8 landmarks: frames where the hand turns faster than ``precise_turn_deg`` per
+    # frame, or the last fit's presence was below ``precise_below_presence``, run the
+    # float-compute (weight-only int8) landmark model instead. See docs/TRACKER.md.
+    precise_fallback: bool = True
+    precise_turn_deg: float = 5.0
+    precise_below_presence: float = 0.9
     filter: FilterConfig = field(default_factory=FilterConfig)
 
     def __post_init__(self) -> None:
         _check(self.max_hands in (1, 2), "tracker.max_hands", "must be 1 or 2")
+        _check(0 < self.precise_turn_deg <= 180, "tracker.precise_turn_deg", "must be in (0, 180]")
+        _check(
+            0 <= self.precise_below_presence <= 1,
+            "tracker.precise_below_presence",
+            "must be in [0, 1]",
+        )
         _check(0 < self.min_detection_score < 1, "tracker.min_detection_score", "must be in (0, 1)")
         _check(0 < self.min_presence < 1, "tracker.min_presence", "must be in (0, 1)")
         _check(0 < self.nms_iou < 1, "tracker.nms_iou", "must be in (0, 1)")
@@ -367,9 +379,7 @@ def _convert(value: Any, tp: Any, path: str) -> Any:
         _check(isinstance(value, int) and not isinstance(value, bool), path, "must be an integer")
         return value
     if tp is float:
-        _check(
-            isinstance(value, int | float) and not isinstance(value, bool), path, "must be a number"
-        )
+        _check(isinstance(value, int | float) and not isinstance(value, bool), path, "must be a number")
         return float(value)
     if tp is str:
         _check(isinstance(value, str), path, "must be a string")

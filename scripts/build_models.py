@@ -499,7 +499,7 @@ def warp_roi(rgb: npt.NDArray[np.uint8], roi: tuple[float, float, float, float])
     m = roi_matrix(roi)
     crop = cv2.warpAffine(
         rgb, m, (LANDMARK_SIZE, LANDMARK_SIZE),
-        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT,
+        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE,
     )  # fmt: skip
     return crop.astype(np.float32) / 255.0
 
@@ -1067,7 +1067,9 @@ def build_int8(
                     "palm: whole frame letterboxed to 192×192 (aspect kept, zero border, centred)"
                     if src.kind == "palm"
                     else "landmark: ROI from the previous frame's MediaPipe reference landmarks "
-                    "(rotation wrist→MCP mean, scale 2.0, shift_y −0.1, square) warped to 224×224"
+                    "(rotation wrist→MCP mean, scale 2.0, shift_y −0.1, square) warped to 224×224, "
+                    "the frame's edge pixels repeated where the ROI reaches past it (as MediaPipe "
+                    "and the tracker crop)"
                 )
                 keep = (
                     f" The palm score head (ops matching '{PALM_SCORE_HEAD_REGEX}': the "

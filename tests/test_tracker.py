@@ -116,3 +116,75 @@ def test_bad_frames_are_clear_errors(
 def test_huge_frame_refused(tracker_full: HandTracker) -> None:
     with pytest.raises(InputError, match="too large"):
         tracker_full.process(np.zeros((4320, 7680, 3), np.uint8))
+
+
+def test_run_filled_equals_run(models_dir: Path, data_dir: Path) -> None:
+    """Filling the interpreter's own input tensor gives the same outputs as set_tensor."""
+    from device.vision import landmarks as lmk
+    from device.vision.geometry import Roi
+    from device.vision.runtime import load_model
+
+    img = read_image(data_dir / "asl_hand_f210_crop.jpg")
+    h, w = img.shape[:2]
+    roi = Roi(w / 2, h / 2, float(min(w, h)), 0.2)
+    with load_model(models_dir, "hand_landmark_lite_int8") as model:
+        tensor, _ = lmk.warp_roi(img, roi)
+        expected = model.run(tensor.copy())
+        got = model.run_filled(lambda buf: lmk.warp_roi(img, roi, out=buf))
+        again = model.run(tensor.copy())  # the interpreter is still usable afterwards
+    for a, b, c in zip(expected, got, again, strict=True):
+        np.testing.assert_allclose(a, b)
+        np.testing.assert_allclose(a, c)
+
+
+def _turning(frames: list[np.ndarray], deg_per_frame: float) -> list[np.ndarray]:
+    import cv2
+
+    h, w = frames[0].shape[:2]
+    out = []
+    for i, f in enumerate(frames):
+        m = cv2.getRotationMatrix2D((w / 2, h / 2), i * deg_per_frame, 0.8)
+        out.append(cv2.warpAffine(f, m, (w, h), borderMode=cv2.BORDER_REPLICATE))
+    return out
+
+
+def test_int8_tracker_runs_the_precise_model_only_on_hard_frames(sample_frames: list) -> None:
+    from device.config import Config, ModelsConfig
+    from device.vision.tracker import build_tracker
+
+    still = [sample_frames[0]] * 12
+    with build_tracker(Config(models=ModelsConfig(complexity="lite", precision="int8"))) as tr:
+        assert tr.precise_model is not None
+        assert tr.precise_model.name == "hand_landmark_lite_int8_weight_only"
+        for i, f in enumerate(still):
+            assert tr.process_one(f, i / 30).detected
+        assert tr.stats.precise_runs == 0  # a still, clear hand: int8 throughout
+        tr.reset()
+        for i, f in enumerate(_turning(sample_frames[:12], 12.0)):
+            assert tr.process_one(f, 1 + i / 30).detected
+        # the hand turns 12° per frame: every tracked frame after the first two is "hard"
+        assert tr.stats.precise_runs >= 8
+        assert tr.stats.landmark_runs == 24
+
+
+def test_precise_fallback_off_or_fp32_loads_no_second_model() -> None:
+    from device.config import Config, ModelsConfig, TrackerConfig
+    from device.vision.tracker import build_tracker
+
+    off = Config(models=ModelsConfig(precision="int8"), tracker=TrackerConfig(precise_fallback=False))
+    with build_tracker(off) as tr:
+        assert tr.precise_model is None
+    with build_tracker(Config(models=ModelsConfig(precision="fp32"))) as tr:
+        assert tr.precise_model is None
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [("precise_turn_deg", 0, "precise_turn_deg"), ("precise_below_presence", 1.5, "precise_below_presence")],
+)
+def test_precise_settings_are_validated(key: str, value: float, message: str) -> None:
+    from device.config import config_from_dict
+    from device.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        config_from_dict({"tracker": {key: value}})

@@ -187,3 +187,57 @@ def test_default_filter_lags_less_without_more_shake() -> None:
     old_shake, old_lag = _still_and_moving((1.0, 10.0, 1.0))  # the defaults before tuning
     assert shake <= old_shake
     assert lag < 0.9 * old_lag
+
+
+def test_warp_roi_repeats_the_frame_edge_like_mediapipe() -> None:
+    """Past the frame, the crop repeats the edge pixels (MediaPipe's landmark crop does; a
+    black border made the lite model lose a wrist just below the frame)."""
+    img = np.zeros((200, 300, 3), np.uint8)
+    img[:, 0] = (200, 10, 10)  # the left edge column
+    roi = Roi(cx=20.0, cy=100.0, size=100.0, rotation=0.0)  # reaches 30 px past the left edge
+    tensor, _ = lmk.warp_roi(img, roi)
+    outside = tensor[0, 100:120, :40]  # input x < 67 lies left of the frame
+    assert outside[..., 0] == pytest.approx(200 / 255, abs=1e-6)
+    assert outside[..., 1] == pytest.approx(10 / 255, abs=1e-6)
+
+
+def test_warp_roi_box_copy_matches_a_direct_warp_of_the_whole_frame() -> None:
+    """The box copy (for speed) changes nothing but fixed-point rounding: ≤ 1 grey level."""
+    import cv2
+
+    rng = np.random.default_rng(3)
+    img = rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    for cx, cy, size, deg in [(320, 240, 200, 0), (40, 30, 300, 37), (630, 470, 150, -120),
+                              (320, 240, 900, 75), (-500, -500, 50, 10)]:  # fmt: skip
+        roi = Roi(float(cx), float(cy), float(size), math.radians(deg))
+        tensor, _ = lmk.warp_roi(img, roi)
+        direct = cv2.warpAffine(
+            img, roi.image_to_input(224), (224, 224), flags=cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_REPLICATE,
+        )  # fmt: skip
+        assert np.abs(tensor[0] * 255 - direct).max() <= 1.0 + 1e-3, (cx, cy, size, deg)
+
+
+def test_one_euro_matches_the_textbook_recurrence() -> None:
+    """The vectorised filter equals Casiez et al.'s per-sample formulas."""
+    rng = np.random.default_rng(0)
+    xs = np.cumsum(rng.normal(0, 3, (40, 21, 3)), axis=0).astype(np.float32)
+    f = OneEuroFilter(0.3, 10.0, 2.0)
+
+    def alpha(cutoff: np.ndarray | float, dt: float) -> np.ndarray | float:
+        tau = 1.0 / (2 * math.pi * np.asarray(cutoff, dtype=np.float64))
+        return 1.0 / (1.0 + tau / dt)
+
+    x_prev = xs[0].astype(np.float64)
+    dx_prev = np.zeros_like(x_prev)
+    assert f(xs[0], 0.0, scale=50.0) == pytest.approx(xs[0])
+    for i in range(1, len(xs)):
+        dt = 1 / 30
+        dx = (xs[i] - x_prev) / dt / 50.0
+        dx_hat = alpha(2.0, dt) * dx + (1 - alpha(2.0, dt)) * dx_prev
+        a = alpha(0.3 + 10.0 * np.abs(dx_hat), dt)
+        x_hat = a * xs[i] + (1 - a) * x_prev
+        got = f(xs[i], i * dt, scale=50.0)
+        assert got.dtype == np.float32
+        np.testing.assert_allclose(got, x_hat, rtol=1e-4, atol=1e-3)
+        x_prev, dx_prev = x_hat, dx_hat

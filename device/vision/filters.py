@@ -14,8 +14,10 @@ import numpy as np
 
 
 def _alpha(cutoff: np.ndarray | float, dt: float) -> np.ndarray | float:
-    tau = 1.0 / (2.0 * math.pi * np.asarray(cutoff))
-    return 1.0 / (1.0 + tau / dt)
+    """Smoothing factor of a first-order low-pass at ``cutoff`` Hz for a step of ``dt`` s:
+    1 / (1 + tau / dt) with tau = 1 / (2 pi cutoff), written without the division by zero."""
+    r = 2.0 * math.pi * dt * cutoff
+    return r / (r + 1.0)
 
 
 class OneEuroFilter:
@@ -46,13 +48,11 @@ class OneEuroFilter:
             self._x, self._dx, self._t = x.copy(), np.zeros_like(x), t
             return x.copy()
         dt = t - self._t
-        scale = max(scale, 1e-6)
-        dx = (x - self._x) / dt / scale
-        assert self._dx is not None
-        a_d = _alpha(self.d_cutoff, dt)
-        dx_hat = a_d * dx + (1 - a_d) * self._dx
-        cutoff = self.min_cutoff + self.beta * np.abs(dx_hat)
-        a = _alpha(cutoff, dt)
-        x_hat = (a * x + (1 - a) * self._x).astype(np.float32)
-        self._x, self._dx, self._t = x_hat, np.asarray(dx_hat, dtype=np.float32), t
+        prev, dprev = self._x, self._dx
+        assert dprev is not None
+        dx = (x - prev) * np.float32(1.0 / (dt * max(scale, 1e-6)))
+        dx_hat = dprev + np.float32(_alpha(self.d_cutoff, dt)) * (dx - dprev)
+        a = _alpha(np.float32(self.min_cutoff) + np.float32(self.beta) * np.abs(dx_hat), dt)
+        x_hat = prev + a * (x - prev)
+        self._x, self._dx, self._t = x_hat, dx_hat, t
         return x_hat.copy()

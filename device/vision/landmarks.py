@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from device.vision.geometry import Roi, apply_affine, normalize_radians, transform_rect
+from device.vision.geometry import Roi, normalize_radians, transform_rect
 
 INPUT_SIZE = 224
 NORMALIZE_Z = 0.4
@@ -38,21 +38,46 @@ def warp_roi(
     """Crop the rotated ROI to a [1, size, size, 3] float32 tensor in [0, 1].
 
     Returns the tensor and the 2×3 affine matrix mapping input pixels → image pixels.
-    Pixels outside the image are zero (MediaPipe's letterbox border). ``out``: a float32
-    [1, size, size, 3] buffer to fill instead of allocating one (the tracker reuses one).
+    Where the ROI reaches past the frame, the frame's edge pixels are repeated: MediaPipe's
+    ``ImageToTensorCalculator`` replicates the border unless a graph asks for zeros (only the
+    palm detector's letterbox does). A zero border instead makes a hand at the frame's edge
+    look cut off, and the lite model then loses or mis-fits it (pixabay_thumbs_up: the wrist
+    lies below the frame). ``out``: a float32
+    [1, size, size, 3] buffer to fill instead of allocating one (the tracker passes the
+    interpreter's own input tensor).
+
+    The ROI's axis-aligned box is copied out of the frame first: a rotated bilinear warp
+    reads the frame along slanted lines, which defeats the CPU's prefetcher on a frame that
+    is not in cache (a fresh camera frame never is); a row-by-row copy of the box followed by
+    the warp of the (now cached) copy takes about half the time of the direct warp on
+    1080p frames, with the same result to within one grey level (fixed-point rounding).
     """
     crop = cv2.warpAffine(
-        rgb,
-        roi.image_to_input(size),
+        *_roi_box(rgb, roi, size),
         (size, size),
         flags=cv2.INTER_LINEAR,
-        borderMode=cv2.BORDER_CONSTANT,
-        borderValue=(0, 0, 0),
+        borderMode=cv2.BORDER_REPLICATE,
     )
     if out is None:
         out = np.empty((1, size, size, 3), dtype=np.float32)
     np.multiply(crop, np.float32(1.0 / 255.0), out=out[0])
     return out, roi.input_to_image(size)
+
+
+def _roi_box(rgb: np.ndarray, roi: Roi, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The contiguous part of ``rgb`` the ROI's warp samples, and the image → input matrix
+    for that part (the frame's own matrix when the ROI lies wholly outside it)."""
+    m = roi.image_to_input(size)
+    half = roi.size / 2.0 * (abs(math.cos(roi.rotation)) + abs(math.sin(roi.rotation)))
+    h, w = rgb.shape[:2]
+    x0 = max(math.floor(roi.cx - half) - 1, 0)
+    y0 = max(math.floor(roi.cy - half) - 1, 0)
+    x1 = min(math.ceil(roi.cx + half) + 2, w)
+    y1 = min(math.ceil(roi.cy + half) + 2, h)
+    if x1 <= x0 or y1 <= y0:
+        return rgb, m
+    m[:, 2] += m[:, 0] * x0 + m[:, 1] * y0
+    return np.ascontiguousarray(rgb[y0:y1, x0:x1]), m
 
 
 @dataclass(frozen=True)
@@ -95,13 +120,11 @@ def unproject(
     """
     lm = np.asarray(raw_landmarks, dtype=np.float32).reshape(21, 3)
     out = np.empty((21, 3), dtype=np.float32)
-    out[:, :2] = apply_affine(to_image, lm[:, :2])
-    out[:, 2] = lm[:, 2] / size / NORMALIZE_Z * roi.size
-    world = np.asarray(raw_world, dtype=np.float32).reshape(21, 3).copy()
+    out[:, :2] = lm[:, :2] @ to_image[:, :2].T + to_image[:, 2]
+    out[:, 2] = lm[:, 2] * np.float32(roi.size / size / NORMALIZE_Z)
     c, s = math.cos(roi.rotation), math.sin(roi.rotation)
-    wx, wy = world[:, 0].copy(), world[:, 1].copy()
-    world[:, 0] = c * wx - s * wy
-    world[:, 1] = s * wx + c * wy
+    rotate = np.array([[c, s, 0.0], [-s, c, 0.0], [0.0, 0.0, 1.0]], dtype=np.float32)
+    world = np.asarray(raw_world, dtype=np.float32).reshape(21, 3) @ rotate
     return LandmarkResult(out, world, float(presence), float(1.0 - handedness_raw))
 
 
@@ -111,26 +134,22 @@ def roi_from_landmarks(landmarks: np.ndarray) -> Roi:
     Rotation: wrist → mean(mean(index MCP, ring MCP), middle MCP), target 90°. Box: the
     stable joints' extent in the rotated frame, then scale 2.0, shift −0.1, square.
     """
-    pts = np.asarray(landmarks, dtype=np.float64)[ROI_JOINTS, :2]
     full = np.asarray(landmarks, dtype=np.float64)
-    x0, y0 = full[WRIST, :2]
-    mid = (full[INDEX_MCP, :2] + full[RING_MCP, :2]) / 2.0
-    x1, y1 = (mid + full[MIDDLE_MCP, :2]) / 2.0
+    x0, y0 = full[WRIST, 0], full[WRIST, 1]
+    x1 = ((full[INDEX_MCP, 0] + full[RING_MCP, 0]) / 2.0 + full[MIDDLE_MCP, 0]) / 2.0
+    y1 = ((full[INDEX_MCP, 1] + full[RING_MCP, 1]) / 2.0 + full[MIDDLE_MCP, 1]) / 2.0
     rotation = normalize_radians(TARGET_ANGLE - math.atan2(-(y1 - y0), x1 - x0))
+    pts = full[ROI_JOINTS, :2]
     centre_aa = (pts.max(axis=0) + pts.min(axis=0)) / 2.0
-    rel = pts - centre_aa
-    rev = -rotation
-    c, s = math.cos(rev), math.sin(rev)
-    proj = np.stack([rel[:, 0] * c - rel[:, 1] * s, rel[:, 0] * s + rel[:, 1] * c], axis=1)
+    # the stable joints in the frame rotated by -rotation about the box centre
+    c, s = math.cos(rotation), math.sin(rotation)
+    proj = (pts - centre_aa) @ np.array([[c, -s], [s, c]])
     pmax, pmin = proj.max(axis=0), proj.min(axis=0)
-    pc = (pmax + pmin) / 2.0
-    cr, sr = math.cos(rotation), math.sin(rotation)
-    cx = pc[0] * cr - pc[1] * sr + centre_aa[0]
-    cy = pc[0] * sr + pc[1] * cr + centre_aa[1]
+    pcx, pcy = (pmax + pmin) / 2.0
     width, height = pmax - pmin
     return transform_rect(
-        float(cx),
-        float(cy),
+        float(pcx * c - pcy * s + centre_aa[0]),
+        float(pcx * s + pcy * c + centre_aa[1]),
         float(width),
         float(height),
         rotation,

@@ -14,6 +14,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -122,9 +123,7 @@ class TFLiteModel:
                 f"model file {self.path} has inputs {got_in}, the manifest expects {want_in} "
                 "(wrong model file?)"
             )
-        want_out = [
-            (o["name"], list(o["shape"]), o["dtype"]) for o in self.entry.get("outputs", [])
-        ]
+        want_out = [(o["name"], list(o["shape"]), o["dtype"]) for o in self.entry.get("outputs", [])]
         got_out = [fmt(d) for d in outs.values()]
         if want_out and sorted(want_out) != sorted(got_out):
             raise ModelError(
@@ -140,6 +139,29 @@ class TFLiteModel:
         """Invoke on float inputs; quantized inputs/outputs are converted here."""
         for detail, x in zip(self._inputs, inputs, strict=True):
             self._interp.set_tensor(detail["index"], _quantize(x, detail))
+        return self._invoke()
+
+    def run_filled(self, fill: Callable[[np.ndarray], object]) -> list[np.ndarray]:
+        """Invoke after ``fill(buffer)`` has written the (only, float) input in place.
+
+        ``buffer`` is the interpreter's own input tensor, so a large input (a camera crop)
+        is written once instead of being built and then copied by ``set_tensor``. ``fill``
+        must not keep a reference to it. A model with a quantized input or several inputs
+        gets a fresh buffer that :meth:`run` converts and copies.
+        """
+        detail = self._inputs[0]
+        if len(self._inputs) != 1 or np.dtype(detail["dtype"]) != np.float32:
+            buffer = np.empty(self.input_shape, np.float32)
+            fill(buffer)
+            return self.run(buffer)
+        view = self._interp.tensor(detail["index"])()
+        try:
+            fill(view)
+        finally:
+            del view  # the interpreter refuses to invoke while a view of its memory exists
+        return self._invoke()
+
+    def _invoke(self) -> list[np.ndarray]:
         t0 = time.perf_counter()
         self._interp.invoke()
         self.invoke_seconds += time.perf_counter() - t0

@@ -10,6 +10,7 @@ frame's ROI from this frame's landmarks.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -20,7 +21,7 @@ from device.errors import InputError
 from device.vision import landmarks as lmk
 from device.vision import palm
 from device.vision.filters import OneEuroFilter
-from device.vision.geometry import Roi
+from device.vision.geometry import Roi, normalize_radians
 from device.vision.runtime import TFLiteModel, load_model
 from device.vision.types import HandObservation
 
@@ -67,6 +68,8 @@ class _Track:
     roi: Roi
     filter: OneEuroFilter
     from_detector: bool = True
+    prev_roi: Roi | None = None  # the ROI of the frame before (None: seeded by the detector)
+    presence: float = 1.0  # of the fit that produced ``roi``
 
 
 @dataclass
@@ -74,6 +77,7 @@ class TrackerStats:
     frames: int = 0
     detector_runs: int = 0
     landmark_runs: int = 0
+    precise_runs: int = 0  # landmark runs on the float-compute fallback model
     seconds: float = 0.0
     extra: dict[str, float] = field(default_factory=dict)
 
@@ -81,13 +85,20 @@ class TrackerStats:
 class HandTracker:
     """Tracks up to ``cfg.max_hands`` hands through a sequence of RGB frames."""
 
-    def __init__(self, palm_model: TFLiteModel, landmark_model: TFLiteModel, cfg: TrackerConfig):
+    def __init__(
+        self,
+        palm_model: TFLiteModel,
+        landmark_model: TFLiteModel,
+        cfg: TrackerConfig,
+        precise_model: TFLiteModel | None = None,
+    ):
         self.palm_model = palm_model
         self.landmark_model = landmark_model
+        # float-compute landmark model for hard frames (fast turn, weak fit); None: never
+        self.precise_model = precise_model
         self.cfg = cfg
+        self._turn_limit = math.radians(cfg.precise_turn_deg)
         self._anchors = palm.generate_anchors(palm.INPUT_SIZE)
-        # reused landmark input tensor (the runtime copies it into the interpreter)
-        self._landmark_input = np.empty((1, lmk.INPUT_SIZE, lmk.INPUT_SIZE, 3), np.float32)
         self._tracks: list[_Track] = []
         self._index = 0
         self.stats = TrackerStats()
@@ -104,6 +115,8 @@ class HandTracker:
         self._closed = True
         self.palm_model.close()
         self.landmark_model.close()
+        if self.precise_model is not None:
+            self.precise_model.close()
         log.debug("tracker closed after %d frames", self.stats.frames)
 
     def __enter__(self) -> HandTracker:
@@ -131,14 +144,21 @@ class HandTracker:
             iou_threshold=self.cfg.nms_iou,
         )
 
-    def landmarks_in(self, rgb: np.ndarray, roi: Roi) -> lmk.LandmarkResult:
-        """Run the landmark model on one ROI and map the result to image pixels."""
-        tensor, to_image = lmk.warp_roi(rgb, roi, lmk.INPUT_SIZE, out=self._landmark_input)
-        raw_lm, raw_presence, raw_hand, raw_world = self.landmark_model.run(tensor)
+    def landmarks_in(self, rgb: np.ndarray, roi: Roi, precise: bool = False) -> lmk.LandmarkResult:
+        """Run the landmark model on one ROI and map the result to image pixels.
+
+        ``precise``: use the float-compute fallback model when the tracker has one.
+        """
+        model = self.landmark_model if not precise or self.precise_model is None else self.precise_model
+        raw_lm, raw_presence, raw_hand, raw_world = model.run_filled(
+            lambda buffer: lmk.warp_roi(rgb, roi, lmk.INPUT_SIZE, out=buffer)
+        )
         self.stats.landmark_runs += 1
+        if model is not self.landmark_model:
+            self.stats.precise_runs += 1
         return lmk.unproject(
             raw_lm, raw_world, float(raw_presence.reshape(-1)[0]),
-            float(raw_hand.reshape(-1)[0]), roi, to_image,
+            float(raw_hand.reshape(-1)[0]), roi, roi.input_to_image(lmk.INPUT_SIZE),
         )  # fmt: skip
 
     # -- main entry ---------------------------------------------------------------
@@ -166,13 +186,14 @@ class HandTracker:
         observations: list[HandObservation] = []
         kept: list[_Track] = []
         for tr in candidates:
-            res = self.landmarks_in(rgb, tr.roi)
+            res = self.landmarks_in(rgb, tr.roi, precise=self._hard(tr))
             if res.presence < self.cfg.min_presence:
                 continue
             raw = res.landmarks
             pts = raw
             if self.cfg.filter.enabled:
-                size = float(np.ptp(raw[:, :2], axis=0).max())
+                xy = raw[:, :2]
+                size = float((xy.max(axis=0) - xy.min(axis=0)).max())
                 pts = tr.filter(raw, t, scale=max(size, 1.0))
             observations.append(
                 HandObservation(
@@ -189,7 +210,7 @@ class HandTracker:
                 )
             )
             # The next ROI follows the raw (unsmoothed) landmarks, as MediaPipe does.
-            kept.append(_Track(lmk.roi_from_landmarks(raw), tr.filter, from_detector=False))
+            kept.append(_Track(lmk.roi_from_landmarks(raw), tr.filter, False, tr.roi, res.presence))
         self._tracks = self._dedupe(kept)
         self.stats.frames += 1
         self.stats.seconds += time.perf_counter() - start
@@ -207,6 +228,17 @@ class HandTracker:
             image_size=(w, h),
             detected=False,
         )
+
+    def _hard(self, tr: _Track) -> bool:
+        """Is this frame one for the precise model? The hand turned faster than the limit
+        between the last two ROIs, or the last fit was weak (a hand entering, leaving or
+        half hidden). int8 landmarks shrink a fast turn a little each frame; the ROI then
+        lags, and on a fist seen end-on it can settle on a wrong fit (docs/TRACKER.md)."""
+        if self.precise_model is None or tr.prev_roi is None:
+            return False
+        if tr.presence < self.cfg.precise_below_presence:
+            return True
+        return abs(normalize_radians(tr.roi.rotation - tr.prev_roi.rotation)) > self._turn_limit
 
     def _new_filter(self) -> OneEuroFilter:
         f = self.cfg.filter
@@ -227,10 +259,15 @@ def build_tracker(cfg: Config) -> HandTracker:
     mc = cfg.models
     models_dir = mc.resolved_dir()
     palm_name, landmark_name = mc.model_names()
-    palm_model = load_model(models_dir, palm_name, mc.threads)
+    loaded: list[TFLiteModel] = []
     try:
-        lm_model = load_model(models_dir, landmark_name, mc.threads)
+        loaded.append(load_model(models_dir, palm_name, mc.threads))
+        loaded.append(load_model(models_dir, landmark_name, mc.threads))
+        if mc.precision == "int8" and cfg.tracker.precise_fallback:
+            loaded.append(load_model(models_dir, f"{landmark_name}_weight_only", mc.threads))
     except BaseException:
-        palm_model.close()
+        for model in loaded:
+            model.close()
         raise
-    return HandTracker(palm_model, lm_model, cfg.tracker)
+    precise = loaded[2] if len(loaded) > 2 else None
+    return HandTracker(loaded[0], loaded[1], cfg.tracker, precise)
