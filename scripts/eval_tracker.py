@@ -92,6 +92,8 @@ def run_tracker(cfg: Config, video: Path, variant: str, save_npy: Path | None) -
         "mean_ms": float(np.mean(ms)) if ms else None,
         "median_ms": float(np.median(ms)) if ms else None,
         "detector_runs": stats.detector_runs,
+        # share of landmark runs on the int8 tracker's precise (float-compute) fallback
+        "precise_share": stats.precise_runs / max(stats.landmark_runs, 1),
     }
 
 
@@ -154,6 +156,7 @@ def eval_video(
             "ours_mean_ms": run["mean_ms"],
             "ours_median_ms": run["median_ms"],
             "detector_runs": run["detector_runs"],
+            "precise_share": round(run["precise_share"], 4),
             "handedness_agreement": handedness_agreement(run["handedness"], ref_hand, variant),
         }
         if tfjs is not None:
