@@ -562,7 +562,7 @@ class FlexscoreApp:
         from device.web.services import SystemInfo, disk_usage, models_from_manifest, software_version
 
         mc = self.config.models
-        in_use = list(mc.model_names())
+        in_use = self.config.tracker_model_names()
         total, free = disk_usage(self.state_dir)
         cam = self.config.camera
         return SystemInfo(

@@ -63,7 +63,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.file)
     mc = cfg.models
-    for name in mc.model_names():  # the palm and landmark files the tracker will load
+    for name in cfg.tracker_model_names():  # every file the tracker will load
         load_model(mc.resolved_dir(), name, 1).close()
     from device.scoring.decide import Decider
 

@@ -342,6 +342,15 @@ class Config:
     store: StoreConfig = field(default_factory=StoreConfig)
     web: WebConfig = field(default_factory=WebConfig)
 
+    def tracker_model_names(self) -> list[str]:
+        """Manifest keys of every model the tracker loads: palm, landmark and, with int8
+        landmarks and ``tracker.precise_fallback``, the weight-only landmark model."""
+        palm, landmark = self.models.model_names()
+        names = [palm, landmark]
+        if self.models.precision == "int8" and self.tracker.precise_fallback:
+            names.append(f"{landmark}_weight_only")
+        return names
+
 
 # --------------------------------------------------------------------------- loading
 

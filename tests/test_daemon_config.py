@@ -18,6 +18,7 @@ from device.cli import EXIT_ERROR, main
 MODELS = Path(__file__).resolve().parent.parent / "models"
 PALM = "palm_detection_lite_int8_weight_only.tflite"  # the palm the default config runs
 LANDMARK = "hand_landmark_lite_int8.tflite"
+FALLBACK = "hand_landmark_lite_int8_weight_only.tflite"  # the tracker's precise fallback
 
 
 def models_copy(
@@ -57,6 +58,9 @@ def write_config(tmp: Path, case: str) -> tuple[Path, str]:
     elif case == "missing_model":
         body += f'[models]\ndir = "{models_copy(tmp, drop=PALM)}"\n'
         expect = f"model file missing: {tmp / 'models' / PALM}"
+    elif case == "missing_fallback_model":
+        body += f'[models]\ndir = "{models_copy(tmp, drop=FALLBACK)}"\n'
+        expect = f"model file missing: {tmp / 'models' / FALLBACK}"
     elif case == "corrupt_model":
         body += f'[models]\ndir = "{models_copy(tmp, corrupt=LANDMARK)}"\n'
         expect = f"model file {tmp / 'models' / LANDMARK} does not match the manifest"
@@ -84,6 +88,7 @@ CASES = (
     "bad_pin",
     "pin_conflict",
     "missing_model",
+    "missing_fallback_model",
     "corrupt_model",
     "wrong_model",
     "no_models_dir",
@@ -138,3 +143,16 @@ def test_press_without_a_daemon_says_so(tmp_path: Path, capsys: pytest.CaptureFi
         s.bind(str(stale))
     assert main(["press", "--state-dir", str(tmp_path)]) == EXIT_ERROR
     assert "flexscore: error: cannot reach the daemon at" in capsys.readouterr().err
+
+
+def test_without_the_fallback_its_file_is_not_needed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "no-fallback.toml"
+    path.write_text(
+        f'[app]\nstate_dir = "{tmp_path / "state"}"\n'
+        f'[models]\ndir = "{models_copy(tmp_path, drop=FALLBACK)}"\n'
+        "[tracker]\nprecise_fallback = false\n",
+        encoding="utf-8",
+    )
+    assert main(["check-config", str(path)]) == 0

@@ -257,14 +257,10 @@ class HandTracker:
 def build_tracker(cfg: Config) -> HandTracker:
     """Load the configured palm and landmark models and build a tracker."""
     mc = cfg.models
-    models_dir = mc.resolved_dir()
-    palm_name, landmark_name = mc.model_names()
     loaded: list[TFLiteModel] = []
     try:
-        loaded.append(load_model(models_dir, palm_name, mc.threads))
-        loaded.append(load_model(models_dir, landmark_name, mc.threads))
-        if mc.precision == "int8" and cfg.tracker.precise_fallback:
-            loaded.append(load_model(models_dir, f"{landmark_name}_weight_only", mc.threads))
+        for name in cfg.tracker_model_names():  # palm, landmark[, precise fallback]
+            loaded.append(load_model(mc.resolved_dir(), name, mc.threads))
     except BaseException:
         for model in loaded:
             model.close()
