@@ -334,3 +334,22 @@ def test_app_keeps_its_secret_in_the_state_dir(seeded: tuple[FakeServices, int, 
     b = create_app(seeded[0], web_config(), state_dir=tmp_path)
     assert a.secret_key == b.secret_key
     assert (tmp_path / "web-secret.key").exists()
+
+
+def test_a_late_answer_to_an_old_cookie_does_not_undo_a_login(app: Flask) -> None:
+    """Tabs share one cookie jar. A status poll sent with the old cookie just before a login in
+    another tab must not answer with a Set-Cookie: arriving after the login's answer, it would
+    put back the revoked session and log the user out (seen as a rare browser-test failure)."""
+    client = app.test_client()
+    login(client, "patient")
+    old = client.get_cookie("flexscore_session")
+    assert old is not None
+    login(client, "patient")  # the other tab: a new session; the old id is revoked
+    new = client.get_cookie("flexscore_session")
+    assert new is not None and new.value != old.value
+    stale = app.test_client()
+    stale.set_cookie("flexscore_session", old.value)
+    for path in ("/api/status", "/api/session", "/"):
+        assert "Set-Cookie" not in stale.get(path).headers, path
+    assert client.get("/api/session").get_json()["role"] == "patient"
+    assert "Set-Cookie" not in client.get("/api/status").headers  # no refresh when unchanged

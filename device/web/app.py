@@ -93,6 +93,11 @@ def create_app(
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Strict",
         PERMANENT_SESSION_LIFETIME=timedelta(minutes=cfg.session_minutes),
+        # The cookie is sent only when the session changes (login, logout, a new CSRF token).
+        # Refreshing it on every request let a late answer to another tab's status poll put
+        # back a cookie that a login in this tab had just replaced (and revoked), logging the
+        # user out. A login lasts web.session_minutes from login either way (SessionRegistry).
+        SESSION_REFRESH_EACH_REQUEST=False,
         MAX_CONTENT_LENGTH=cfg.max_request_kb * 1024,
         MAX_FORM_MEMORY_SIZE=cfg.max_request_kb * 1024,
         JSON_SORT_KEYS=False,
