@@ -388,7 +388,9 @@ def _convert(value: Any, tp: Any, path: str) -> Any:
         _check(isinstance(value, int) and not isinstance(value, bool), path, "must be an integer")
         return value
     if tp is float:
-        _check(isinstance(value, int | float) and not isinstance(value, bool), path, "must be a number")
+        _check(
+            isinstance(value, int | float) and not isinstance(value, bool), path, "must be a number"
+        )
         return float(value)
     if tp is str:
         _check(isinstance(value, str), path, "must be a string")

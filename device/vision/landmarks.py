@@ -35,16 +35,26 @@ WRIST, INDEX_MCP, MIDDLE_MCP, RING_MCP = 0, 5, 9, 13
 def warp_roi(
     rgb: np.ndarray, roi: Roi, size: int = INPUT_SIZE, out: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Crop the rotated ROI to a [1, size, size, 3] float32 tensor in [0, 1].
+    """Crop the rotated ROI to a [1, size, size, 3] float32 tensor in [0, 1] (:func:`fill_roi`).
 
     Returns the tensor and the 2×3 affine matrix mapping input pixels → image pixels.
+    ``out``: a float32 [1, size, size, 3] buffer to fill instead of allocating one.
+    """
+    if out is None:
+        out = np.empty((1, size, size, 3), dtype=np.float32)
+    fill_roi(rgb, roi, out, size)
+    return out, roi.input_to_image(size)
+
+
+def fill_roi(rgb: np.ndarray, roi: Roi, out: np.ndarray, size: int = INPUT_SIZE) -> None:
+    """Write the rotated ROI of ``rgb`` into ``out`` (float32 [1, size, size, 3], in [0, 1]);
+    the tracker passes the interpreter's own input tensor.
+
     Where the ROI reaches past the frame, the frame's edge pixels are repeated: MediaPipe's
     ``ImageToTensorCalculator`` replicates the border unless a graph asks for zeros (only the
     palm detector's letterbox does). A zero border instead makes a hand at the frame's edge
     look cut off, and the lite model then loses or mis-fits it (pixabay_thumbs_up: the wrist
-    lies below the frame). ``out``: a float32
-    [1, size, size, 3] buffer to fill instead of allocating one (the tracker passes the
-    interpreter's own input tensor).
+    lies below the frame).
 
     The ROI's axis-aligned box is copied out of the frame first: a rotated bilinear warp
     reads the frame along slanted lines, which defeats the CPU's prefetcher on a frame that
@@ -58,10 +68,7 @@ def warp_roi(
         flags=cv2.INTER_LINEAR,
         borderMode=cv2.BORDER_REPLICATE,
     )
-    if out is None:
-        out = np.empty((1, size, size, 3), dtype=np.float32)
     np.multiply(crop, np.float32(1.0 / 255.0), out=out[0])
-    return out, roi.input_to_image(size)
 
 
 def _roi_box(rgb: np.ndarray, roi: Roi, size: int) -> tuple[np.ndarray, np.ndarray]:

@@ -123,7 +123,9 @@ class TFLiteModel:
                 f"model file {self.path} has inputs {got_in}, the manifest expects {want_in} "
                 "(wrong model file?)"
             )
-        want_out = [(o["name"], list(o["shape"]), o["dtype"]) for o in self.entry.get("outputs", [])]
+        want_out = [
+            (o["name"], list(o["shape"]), o["dtype"]) for o in self.entry.get("outputs", [])
+        ]
         got_out = [fmt(d) for d in outs.values()]
         if want_out and sorted(want_out) != sorted(got_out):
             raise ModelError(

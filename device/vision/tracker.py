@@ -151,7 +151,7 @@ class HandTracker:
         """
         model = self.landmark_model if not precise or self.precise_model is None else self.precise_model
         raw_lm, raw_presence, raw_hand, raw_world = model.run_filled(
-            lambda buffer: lmk.warp_roi(rgb, roi, lmk.INPUT_SIZE, out=buffer)
+            lambda buffer: lmk.fill_roi(rgb, roi, buffer, lmk.INPUT_SIZE)
         )
         self.stats.landmark_runs += 1
         if model is not self.landmark_model:
