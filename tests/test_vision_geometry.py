@@ -72,6 +72,20 @@ def test_letterbox_round_trip_portrait_and_landscape() -> None:
     assert t[0, 0, 0, 0] == 0 and t[0, 96, 96, 0] == pytest.approx(1.0)
 
 
+def test_letterbox_samples_like_mediapipe() -> None:
+    """The palm input is MediaPipe's: input pixel i samples image x = i / scale − pad (no
+    half-pixel shift, no area averaging), zero border. A linear ramp shows the convention."""
+    h, w = 720, 1280
+    ramp = np.clip(np.arange(w) - 200.0, 0, 255)  # one grey level per image pixel
+    img = np.repeat(np.tile(ramp, (h, 1))[:, :, None], 3, axis=2).astype(np.uint8)
+    tensor, lb = palm.letterbox(img)
+    assert lb.scale == pytest.approx(192 / 1280) and lb.pad_y == pytest.approx(42.0)
+    for i in (35, 50, 65):  # image x 233.3, 333.3, 433.3
+        expect = (i / lb.scale - 200.0) / 255.0
+        assert tensor[0, 96, i, 0] == pytest.approx(expect, abs=0.6 / 255)
+    assert tensor[0, :41].max() == 0.0 and tensor[0, 151:].max() == 0.0  # zero border
+
+
 def test_roi_affine_round_trip_and_corners() -> None:
     roi = Roi(cx=200.0, cy=150.0, size=100.0, rotation=math.radians(30))
     m_in = roi.input_to_image(224)

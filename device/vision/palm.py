@@ -85,22 +85,30 @@ class Letterbox:
         return out
 
 
-def letterbox(rgb: np.ndarray, size: int = INPUT_SIZE) -> tuple[np.ndarray, Letterbox]:
+def letterbox(
+    rgb: np.ndarray, size: int = INPUT_SIZE, out: np.ndarray | None = None
+) -> tuple[np.ndarray, Letterbox]:
     """Fit an RGB uint8 image into a ``size``×``size`` float32 tensor in [0, 1].
 
-    Returns the [1, size, size, 3] tensor and the :class:`Letterbox` to undo it.
+    Returns the [1, size, size, 3] tensor (``out`` when given) and the :class:`Letterbox`
+    to undo it. Done exactly as MediaPipe's ``ImageToTensorCalculator`` does it (keep
+    aspect ratio, zero border): one bilinear warp of the whole frame with a fractional
+    padding and no anti-aliasing. The detector was trained on such inputs, and a hand just
+    entering the frame is decided by small differences: an area-averaged resize gave a
+    different first box on pixabay_thumbs_up, whose first landmark fit then settled on a
+    wrong hand pose for 20 frames (docs/TRACKER.md).
     """
     h, w = rgb.shape[:2]
-    scale = min(size / w, size / h)
-    nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
-    pad_x, pad_y = (size - nw) // 2, (size - nh) // 2
-    resized = cv2.resize(
-        rgb, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    scale = size / max(w, h)
+    pad_x, pad_y = (size - w * scale) / 2.0, (size - h * scale) / 2.0
+    image_to_input = np.array([[scale, 0.0, pad_x], [0.0, scale, pad_y]])
+    warped = cv2.warpAffine(
+        rgb, image_to_input, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT
     )
-    canvas = np.zeros((1, size, size, 3), dtype=np.float32)
-    canvas[0, pad_y : pad_y + nh, pad_x : pad_x + nw] = resized * np.float32(1.0 / 255.0)
-    sx, sy = nw / w, nh / h
-    return canvas, Letterbox(w, h, size, (sx + sy) / 2.0, float(pad_x), float(pad_y))
+    if out is None:
+        out = np.empty((1, size, size, 3), dtype=np.float32)
+    np.multiply(warped, np.float32(1.0 / 255.0), out=out[0])
+    return out, Letterbox(w, h, size, scale, pad_x, pad_y)
 
 
 @dataclass(frozen=True)
