@@ -18,7 +18,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -138,6 +138,80 @@ def _run_tracker_once(tracker: HandTracker, frames: list[np.ndarray], fps: float
     }
 
 
+class _Replayed:
+    """Stands in for a tracker's model to time the tracker's own work without the models.
+
+    While ``recording`` it runs the real model and keeps every call's outputs; on replay it
+    fills the input the same way (so the crop is timed) into its own buffer and returns the
+    recorded outputs in order, without invoking. The tracker then walks the very same ROIs.
+    The wrapped model belongs to the real tracker, which closes it.
+    """
+
+    def __init__(self, model: TFLiteModel) -> None:
+        self.model = model
+        self.name = model.name
+        self.invoke_seconds, self.invocations = 0.0, 0
+        self.recording = True
+        self._outputs: list[list[np.ndarray]] = []
+        self._next = 0
+        self._buffer = np.zeros(model.input_shape, np.float32)
+
+    def rewind(self) -> None:
+        self.recording, self._next = False, 0
+
+    def _recorded(self, outputs: list[np.ndarray] | None) -> list[np.ndarray]:
+        if self.recording:
+            assert outputs is not None
+            self._outputs.append(outputs)
+            return outputs
+        self._next += 1
+        return [o.copy() for o in self._outputs[self._next - 1]]  # as get_tensor() copies
+
+    def run(self, *inputs: np.ndarray) -> list[np.ndarray]:
+        return self._recorded(self.model.run(*inputs) if self.recording else None)
+
+    def run_filled(self, fill: Callable[[np.ndarray], object]) -> list[np.ndarray]:
+        if self.recording:
+            return self._recorded(self.model.run_filled(fill))
+        fill(self._buffer)
+        return self._recorded(None)
+
+    def close(self) -> None:
+        pass
+
+
+def _replay_tracker(tracker: HandTracker, frames: list[np.ndarray], fps: float) -> Callable[[float], float]:
+    """Record one pass of ``tracker`` and return ``replay(pause_s)``: the median time per frame
+    of the tracker's own work (checks, crop, un-projection, filter, next ROI) over the same
+    frames with the recorded model outputs, with an idle pause of ``pause_s`` before each
+    frame (0: back to back). The pause stands in for the invoke the replay leaves out."""
+    models = [tracker.palm_model, tracker.landmark_model, tracker.precise_model]
+    stand_ins = [None if m is None else _Replayed(m) for m in models]
+    palm_in, landmark_in, precise_in = cast(list[TFLiteModel], stand_ins)  # duck-typed stand-ins
+    replay = HandTracker(palm_in, landmark_in, tracker.cfg, precise_in)
+    _run_tracker_once(replay, frames, fps)
+    clock = time.perf_counter
+
+    def run(pause_s: float) -> float:
+        for m in stand_ins:
+            if m is not None:
+                m.rewind()
+        replay.reset()
+        per_frame = []
+        for i, f in enumerate(frames):
+            if pause_s:
+                time.sleep(pause_s)
+            t0 = clock()
+            replay.process(f, i / fps)
+            per_frame.append(clock() - t0)
+        return float(np.median(per_frame)) * 1e3
+
+    return run
+
+
+PAUSE_S = 0.002  # about one landmark invoke
+
+
 def bench_tracker(
     cfg: Config, variants: list[tuple[str, str]], frames: list[np.ndarray], fps: float,
     rounds: int, threads: int | list[int], between_rounds: Callable[[], None] | None = None,
@@ -159,9 +233,13 @@ def bench_tracker(
     try:
         for tr, _ in trackers.values():  # warm-up
             _run_tracker_once(tr, frames[: min(10, len(frames))], fps)
+        replays = {k: _replay_tracker(tr, frames, fps) for k, (tr, _) in trackers.items()}
         for _ in range(rounds):
             for k, (tr, _) in trackers.items():
-                runs[k].append(_run_tracker_once(tr, frames, fps))
+                one = _run_tracker_once(tr, frames, fps)
+                one["own_work_ms_per_frame"] = replays[k](0.0)
+                one["own_work_after_pause_ms_per_frame"] = replays[k](PAUSE_S)
+                runs[k].append(one)
             if between_rounds is not None:
                 between_rounds()
     finally:
@@ -173,6 +251,7 @@ def bench_tracker(
             return _median_of_rounds([r[key] for r in rs])
 
         invoke, python = med("invoke_ms_per_frame"), med("python_ms_per_frame")
+        own = med("own_work_ms_per_frame")
         rows.append({
             "complexity": c, "precision": p, "palm": trackers[(c, p, t)][1], "threads": t,
             "ms_per_frame": round(med("ms_per_frame"), 3),
@@ -180,6 +259,11 @@ def bench_tracker(
             "invoke_ms_per_frame": round(invoke, 3),
             "python_ms_per_frame": round(python, 3),
             "python_overhead": round(python / invoke, 3) if invoke > 0 else None,
+            # the same work replayed without the models: back to back, and after an idle
+            # pause as long as an invoke (shows what a shared host's caches cost it)
+            "own_work_ms_per_frame": round(own, 3),
+            "own_work_overhead": round(own / invoke, 3) if invoke > 0 else None,
+            "own_work_after_pause_ms_per_frame": round(med("own_work_after_pause_ms_per_frame"), 3),
             "detector_runs": int(med("detector_runs")), "frames": len(frames),
             "precise_share": round(med("precise_share"), 3),
             "rounds_ms_per_frame": [round(r["ms_per_frame"], 3) for r in rs],
@@ -443,6 +527,18 @@ def format_report(r: dict[str, Any]) -> str:
                 f" {t['ms_per_frame']:8.2f} {t['invoke_ms_per_frame']:7.2f} "
                 f"{t['python_ms_per_frame']:7.2f}  {t['python_overhead']:12.1%}"
                 f"  {t['detector_runs']:>6}/{t['frames']}  {t['precise_share']:8.1%}"
+            )
+        lines += [
+            "",
+            "the tracker's own work replayed without the models (same frames, same ROIs):",
+            "                                      back to back  ÷ invoke   after a "
+            f"{PAUSE_S * 1e3:g} ms idle pause",
+        ]
+        for t in r["tracker"]:
+            lines.append(
+                f"{t['complexity']:<5} {t['precision']:<21} {t['threads']:>2}"
+                f"          {t['own_work_ms_per_frame']:7.2f} ms {t['own_work_overhead']:8.1%}"
+                f"   {t['own_work_after_pause_ms_per_frame']:7.2f} ms"
             )
     if "int8_accuracy" in r:
         lines += ["", "quantized vs fp32 (same inputs)"]
