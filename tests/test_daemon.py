@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 from daemon_helpers import FINAL, STOP_LIMIT_S, Daemon, db_rows, integrity, wait_for
 
@@ -128,3 +131,19 @@ def _sigterm_during_recording(daemon: Daemon) -> None:
     assert "stopped during this trial" in rows[0]["reasons"]
     assert db_rows(daemon.db, "SELECT COUNT(*) FROM scores")[0][0] == 0
     assert integrity(daemon.db) == "ok"
+
+
+def test_peak_rss_is_the_childs_own_not_its_parents() -> None:
+    """The tracking-loop benchmark runs in a child to report the loop's own peak memory; a
+    child's ``ru_maxrss`` inherits the parent's peak across fork + exec, VmHWM does not."""
+    ballast = np.ones(200 * 1024 * 1024 // 8)  # 200 MB touched in this (parent) process
+    code = (
+        "import resource; from device.app import peak_rss_kb; "
+        "print(peak_rss_kb(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    own_kb, inherited_kb = (int(v) for v in out.stdout.split())
+    assert ballast.sum() > 0
+    assert own_kb < 150 * 1024  # numpy + device.app imported: well under the parent's ballast
+    if sys.platform == "linux":
+        assert inherited_kb > own_kb  # what the benchmark used to report
