@@ -446,7 +446,12 @@ def run(interp: Any, x: FloatArray) -> dict[str, FloatArray]:
 
 
 def letterbox(rgb: npt.NDArray[np.uint8], size: int = PALM_SIZE) -> FloatArray:
-    """Aspect-preserving resize into a ``size``×``size`` zero-bordered, centred float image."""
+    """Aspect-preserving resize into a ``size``×``size`` zero-bordered, centred float image.
+
+    For calibration only: the device letterboxes with MediaPipe's exact warp
+    (``device.vision.palm.letterbox``); the activation ranges this feeds differ by
+    interpolation noise only, and keeping it keeps the committed int8 palm files reproducible.
+    """
     import cv2
 
     h, w = rgb.shape[:2]
