@@ -192,3 +192,35 @@ def test_summarize() -> None:
     s = ev.summarize([a, b])
     assert s["detection_rate_vs_ref"] == pytest.approx(0.95)
     assert s["worst_median_err_pct"] == 2.0 and s["worst_p95_err_pct"] == 2.0
+
+
+def test_half_size_variant_maps_a_point_where_the_frame_puts_it() -> None:
+    """A bright 4×4 square at a known place: after the "half" variant its centroid lies where
+    transform_reference maps the square's centre."""
+    img = np.zeros((360, 640, 3), np.uint8)
+    img[200:204, 300:304] = 255  # centre (301.5, 201.5) in pixel-centre coordinates
+    small = ev.transform_frame(img, "half")
+    assert small.shape == (180, 320, 3)
+    ys, xs = np.nonzero(small[:, :, 0])
+    weights = small[ys, xs, 0].astype(float)
+    centroid = [np.average(xs, weights=weights), np.average(ys, weights=weights)]
+    mapped = ev.transform_reference(np.array([[301.5, 201.5]]), (640, 360), "half")[0]
+    assert centroid == pytest.approx(mapped, abs=0.05)
+
+
+def test_appearance_variants_keep_the_frame_and_its_coordinates() -> None:
+    rng = np.random.default_rng(3)
+    img = rng.integers(40, 200, (48, 64, 3), dtype=np.uint8)
+    pts = np.array([[10.0, 20.0], [30.5, 7.25]])
+    dark, bright = ev.transform_frame(img, "dark"), ev.transform_frame(img, "bright")
+    assert dark.shape == img.shape and dark.dtype == np.uint8
+    assert (dark <= img).all() and dark.mean() < img.mean()
+    assert (bright >= img).all() and bright.mean() > img.mean()
+    noisy = ev.transform_frame(img, "noise")
+    assert np.array_equal(noisy, ev.transform_frame(img, "noise"))  # reproducible
+    assert 4.0 < float(np.std(noisy.astype(float) - img)) < 12.0  # σ = 8 grey levels
+    assert ev.transform_frame(img, "fast") is img  # "fast" drops frames, it does not change them
+    for variant in ("dark", "bright", "noise", "fast"):
+        assert np.array_equal(ev.transform_reference(pts, (64, 48), variant), pts)
+    with pytest.raises(InputError, match="half, dark, bright, noise, fast"):
+        ev.transform_frame(img, "sepia")

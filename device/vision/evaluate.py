@@ -27,6 +27,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 from device.errors import InputError
@@ -314,32 +315,66 @@ def rotated_size(size: tuple[int, int], k: int = 1) -> tuple[int, int]:
     return (size[1], size[0]) if k % 2 else (size[0], size[1])
 
 
+ORIENTATIONS = ("upright", "flip", "rot90", "rot180", "rot270")
+# Changes of appearance and motion a held-out clip may bring: the hand at half the distance's
+# size (frame scaled by 0.5), under- and over-exposure, sensor noise, and motion twice as fast
+# (every second frame, at the same frame rate; handled by the caller, frames are unchanged).
+APPEARANCE = ("half", "dark", "bright", "noise", "fast")
+_KNOWN = ", ".join(ORIENTATIONS + APPEARANCE)
+_DARK_LUT = (255.0 * (np.arange(256) / 255.0) ** 2.0 + 0.5).astype(np.uint8)  # gamma 2: shadows crushed
+_BRIGHT_LUT = np.clip(np.arange(256) * 1.6 + 0.5, 0, 255).astype(np.uint8)  # gain 1.6: highlights clip
+
+
 def transform_reference(landmarks: np.ndarray, size: tuple[int, int], variant: str) -> np.ndarray:
     """Reference landmarks for a transformed run.
 
     ``variant``: ``"upright"`` (unchanged), ``"flip"`` (left–right mirror), ``"rot90"``
-    (quarter turn counter-clockwise, ``np.rot90``), ``"rot270"`` (clockwise), ``"rot180"``.
+    (quarter turn counter-clockwise, ``np.rot90``), ``"rot270"`` (clockwise), ``"rot180"``;
+    ``"half"`` (frame scaled to half its size, pixel centres kept), and the appearance and
+    motion changes of :data:`APPEARANCE`, which leave the coordinates as they are.
     """
-    if variant == "upright":
+    if variant in ("upright", "dark", "bright", "noise", "fast"):
         return np.array(landmarks, dtype=np.float64, copy=True)
     if variant == "flip":
         return flip_landmarks(landmarks, size[0])
+    if variant == "half":
+        out = np.array(landmarks, dtype=np.float64, copy=True)
+        w2, h2 = half_size(size)
+        out[..., 0] = (out[..., 0] + 0.5) * (w2 / size[0]) - 0.5
+        out[..., 1] = (out[..., 1] + 0.5) * (h2 / size[1]) - 0.5
+        return out
     turns = {"rot90": 1, "rot180": 2, "rot270": 3}
     if variant in turns:
         return rotate_landmarks(landmarks, size, turns[variant])
-    raise InputError(f"unknown variant {variant!r}: use upright, flip, rot90, rot180 or rot270")
+    raise InputError(f"unknown variant {variant!r}: use {_KNOWN}")
+
+
+def half_size(size: tuple[int, int]) -> tuple[int, int]:
+    """(width, height) of the ``"half"`` variant's frames."""
+    return max(1, round(size[0] / 2)), max(1, round(size[1] / 2))
 
 
 def transform_frame(rgb: np.ndarray, variant: str) -> np.ndarray:
     """The frame for ``variant`` (see :func:`transform_reference`)."""
-    if variant == "upright":
+    if variant in ("upright", "fast"):
         return rgb
     if variant == "flip":
         return flip_frame(rgb)
+    if variant == "half":
+        h, w = rgb.shape[:2]
+        return cv2.resize(rgb, half_size((w, h)), interpolation=cv2.INTER_AREA)
+    if variant == "dark":
+        return _DARK_LUT[rgb]
+    if variant == "bright":
+        return _BRIGHT_LUT[rgb]
+    if variant == "noise":  # σ = 8 grey levels, a fresh pattern per frame, reproducible
+        rng = np.random.default_rng(int(rgb[::61, ::59].sum()))
+        noisy = rgb + rng.normal(0.0, 8.0, rgb.shape).astype(np.float32)
+        return np.clip(noisy + 0.5, 0, 255).astype(np.uint8)
     turns = {"rot90": 1, "rot180": 2, "rot270": 3}
     if variant in turns:
         return rotate_frame(rgb, turns[variant])
-    raise InputError(f"unknown variant {variant!r}: use upright, flip, rot90, rot180 or rot270")
+    raise InputError(f"unknown variant {variant!r}: use {_KNOWN}")
 
 
 def summarize(results: Iterable[dict[str, Any]]) -> dict[str, Any]:
