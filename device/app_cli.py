@@ -81,13 +81,6 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         f"{args.file}: OK (camera {cfg.camera.backend}, models {mc.complexity} {mc.precision}, "
         f"state dir {state}, web {cfg.web.host}:{cfg.web.port})"
     )
-    if mc.complexity == "full" and mc.precision == "int8":
-        print(
-            'note: models.complexity = "full" with precision = "int8" can lose a fist that turns '
-            "fast toward the camera and settle on a wrong fit (docs/TRACKER.md); for the full "
-            'model set precision = "fp32"',
-            file=sys.stderr,
-        )
     return 0
 
 

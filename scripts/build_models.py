@@ -710,7 +710,16 @@ def collect_frames(data_dir: Path) -> tuple[FrameSet, FrameSet]:
                     # the tracker crops frame i with the ROI from frame i-1's landmarks
                     prev = ref.get(index - 1, ref[index])
                     hand_roi = roi = roi_from_landmarks(prev)
-                    target.landmark.append(warp_roi_u8(rgb, roi))
+                    crop = warp_roi_u8(rgb, roi)
+                    target.landmark.append(crop)
+                    if target is calib:
+                        # exposure the rooms at home bring: a copy of every second calibration
+                        # crop over-exposed (gain 1.5, highlights clipped) or under-exposed
+                        # (gamma 2), so the int8 ranges cover them
+                        if index % 4 == 0:
+                            target.landmark.append(_BRIGHT_LUT[crop])
+                        else:
+                            target.landmark.append(_DARK_LUT[crop])
                     target.landmark_roi.append(roi)
                     target.landmark_ref.append(ref[index])
                 neg = negative_roi(rgb.shape[1], rgb.shape[0], hand_roi)
@@ -721,6 +730,10 @@ def collect_frames(data_dir: Path) -> tuple[FrameSet, FrameSet]:
             cap.release()
         logger.info("decoded    %-40s %d frames, %d with a reference hand", name, index, len(ref))
     return calib, evaluation
+
+
+_BRIGHT_LUT = np.clip(np.arange(256) * 1.5 + 0.5, 0, 255).astype(np.uint8)
+_DARK_LUT = (255.0 * (np.arange(256) / 255.0) ** 2.0 + 0.5).astype(np.uint8)
 
 
 def letterbox_u8(rgb: npt.NDArray[np.uint8], size: int = PALM_SIZE) -> npt.NDArray[np.uint8]:

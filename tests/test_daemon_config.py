@@ -120,12 +120,6 @@ def test_a_good_config_passes_check_config(tmp_path: Path, capsys: pytest.Captur
     path.write_text(f'[app]\nstate_dir = "{tmp_path / "state"}"\n[panel]\nbutton_pin = 5\n', encoding="utf-8")
     assert main(["check-config", str(path)]) == 0
     assert ": OK (camera file, models lite int8" in capsys.readouterr().out
-    # the full model is chosen for accuracy; its static-int8 variant is the one that is not
-    path.write_text(path.read_text(encoding="utf-8") + '[models]\ncomplexity = "full"\n', encoding="utf-8")
-    assert main(["check-config", str(path)]) == 0
-    out = capsys.readouterr()
-    assert ": OK (camera file, models full int8" in out.out
-    assert 'for the full model set precision = "fp32"' in out.err
 
 
 def test_the_installed_command_exits_2_with_the_message(tmp_path: Path) -> None:
