@@ -56,19 +56,26 @@ def _handedness_from_csv(path: Path) -> list[str | None]:
         ]
 
 
+def _frame_step(variant: str) -> int:
+    """Every how many frames the variant keeps (``fast``: every second one, at the same frame
+    rate, so the hand moves twice as fast)."""
+    return 2 if variant == "fast" else 1
+
+
 def _frames(video: Path, variant: str) -> Iterator[tuple[int, float, np.ndarray]]:
-    if variant == "fast":  # every second frame at the same frame rate: the hand moves twice as fast
+    step = _frame_step(variant)
+    if step > 1:
         fps = probe_video(video).fps or 25.0
-        for k, (i, _t, rgb) in enumerate(f for f in read_frames(video) if f[0] % 2 == 0):
-            yield i, k / fps, rgb
+        for k, (i, _t, rgb) in enumerate(f for f in read_frames(video) if f[0] % step == 0):
+            yield i, k / fps, ev.transform_frame(rgb, variant)
         return
     for i, t, rgb in read_frames(video):
         yield i, t, ev.transform_frame(rgb, variant)
 
 
 def _subsampled(variant: str, *arrays: Any) -> Any:
-    """A reference cut to the frames the variant keeps (every second one for ``fast``)."""
-    step = 2 if variant == "fast" else 1
+    """A reference cut to the frames the variant keeps (:func:`_frame_step`)."""
+    step = _frame_step(variant)
     return tuple(a[::step] for a in arrays)
 
 

@@ -85,18 +85,16 @@ class Letterbox:
         return out
 
 
-def letterbox(
-    rgb: np.ndarray, size: int = INPUT_SIZE, out: np.ndarray | None = None
-) -> tuple[np.ndarray, Letterbox]:
+def letterbox(rgb: np.ndarray, size: int = INPUT_SIZE) -> tuple[np.ndarray, Letterbox]:
     """Fit an RGB uint8 image into a ``size``×``size`` float32 tensor in [0, 1].
 
-    Returns the [1, size, size, 3] tensor (``out`` when given) and the :class:`Letterbox`
-    to undo it. Done exactly as MediaPipe's ``ImageToTensorCalculator`` does it (keep
-    aspect ratio, zero border): one bilinear warp of the whole frame with a fractional
-    padding and no anti-aliasing. The detector was trained on such inputs, and a hand just
-    entering the frame is decided by small differences: an area-averaged resize gave a
-    different first box on pixabay_thumbs_up, whose first landmark fit then settled on a
-    wrong hand pose for 20 frames (docs/TRACKER.md).
+    Returns the [1, size, size, 3] tensor and the :class:`Letterbox` to undo it. Done
+    exactly as MediaPipe's ``ImageToTensorCalculator`` does it (keep aspect ratio, zero
+    border): one bilinear warp of the whole frame with a fractional padding and no
+    anti-aliasing. The detector was trained on such inputs, and a hand just entering the
+    frame is decided by small differences: an area-averaged resize gave a different first
+    box on pixabay_thumbs_up, whose first landmark fit then settled on a wrong hand pose
+    for 20 frames (docs/TRACKER.md).
     """
     h, w = rgb.shape[:2]
     scale = size / max(w, h)
@@ -105,8 +103,7 @@ def letterbox(
     warped = cv2.warpAffine(
         rgb, image_to_input, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT
     )
-    if out is None:
-        out = np.empty((1, size, size, 3), dtype=np.float32)
+    out = np.empty((1, size, size, 3), dtype=np.float32)
     np.multiply(warped, np.float32(1.0 / 255.0), out=out[0])
     return out, Letterbox(w, h, size, scale, pad_x, pad_y)
 
