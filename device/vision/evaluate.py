@@ -321,6 +321,7 @@ ORIENTATIONS = ("upright", "flip", "rot90", "rot180", "rot270")
 # (every second frame, at the same frame rate; handled by the caller, frames are unchanged).
 APPEARANCE = ("half", "dark", "bright", "noise", "fast")
 _KNOWN = ", ".join(ORIENTATIONS + APPEARANCE)
+_QUARTER_TURNS = {"rot90": 1, "rot180": 2, "rot270": 3}  # counter-clockwise, as np.rot90
 _DARK_LUT = (255.0 * (np.arange(256) / 255.0) ** 2.0 + 0.5).astype(np.uint8)  # gamma 2: shadows crushed
 _BRIGHT_LUT = np.clip(np.arange(256) * 1.6 + 0.5, 0, 255).astype(np.uint8)  # gain 1.6: highlights clip
 
@@ -343,9 +344,8 @@ def transform_reference(landmarks: np.ndarray, size: tuple[int, int], variant: s
         out[..., 0] = (out[..., 0] + 0.5) * (w2 / size[0]) - 0.5
         out[..., 1] = (out[..., 1] + 0.5) * (h2 / size[1]) - 0.5
         return out
-    turns = {"rot90": 1, "rot180": 2, "rot270": 3}
-    if variant in turns:
-        return rotate_landmarks(landmarks, size, turns[variant])
+    if variant in _QUARTER_TURNS:
+        return rotate_landmarks(landmarks, size, _QUARTER_TURNS[variant])
     raise InputError(f"unknown variant {variant!r}: use {_KNOWN}")
 
 
@@ -371,9 +371,8 @@ def transform_frame(rgb: np.ndarray, variant: str) -> np.ndarray:
         rng = np.random.default_rng(int(rgb[::61, ::59].sum()))
         noisy = rgb + rng.normal(0.0, 8.0, rgb.shape).astype(np.float32)
         return np.clip(noisy + 0.5, 0, 255).astype(np.uint8)
-    turns = {"rot90": 1, "rot180": 2, "rot270": 3}
-    if variant in turns:
-        return rotate_frame(rgb, turns[variant])
+    if variant in _QUARTER_TURNS:
+        return rotate_frame(rgb, _QUARTER_TURNS[variant])
     raise InputError(f"unknown variant {variant!r}: use {_KNOWN}")
 
 
