@@ -64,12 +64,13 @@ def _other(side: Side | None) -> Side | None:
 
 
 def as_2d(trial: Trial) -> Trial:
-    """The same trial without z (so a 2D and a 3D trial are measured alike)."""
-    if not trial.has_z:
+    """The same trial without z and without world landmarks (so a 2D and a 3D trial are
+    measured alike: no 3D information is left)."""
+    if not trial.has_z and trial.world is None:
         return trial
     lm = trial.landmarks.copy()
     lm[..., 2] = np.nan
-    return dataclasses.replace(trial, landmarks=lm, has_z=False)
+    return dataclasses.replace(trial, landmarks=lm, has_z=False, world=None)
 
 
 @dataclass(frozen=True)
