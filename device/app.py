@@ -29,7 +29,7 @@ from typing import Any
 
 from device import sdnotify
 from device.camera import CameraState, CameraWatchdog, Frame, FrameSource, open_source
-from device.config import Config
+from device.config import Config, scoring_mode
 from device.errors import ConfigError, FlexscoreError, InputError, StoreError
 from device.store import STOPPED_REASON, RecorderSink, Store, StoreCorruptError
 from device.trial.quality import anatomical_side
@@ -163,7 +163,10 @@ class FlexscoreApp:
         from device.scoring.decide import Decider
 
         self.decider = Decider(cfg, state_dir=self.state_dir)  # site-installed scorers first
-        self.decider.rnn_for(True)  # load the scorer now: a bad model fails at start
+        # load the scorers now (hand frame, and 2D for trials without world landmarks):
+        # a bad model fails at start
+        self.decider.primary_rnn()
+        self.decider.rnn_for(False)
         self.recorder = TrialRecorder(
             self._score,
             info_score_fn=self._score_in_session,
@@ -495,7 +498,7 @@ class FlexscoreApp:
         if self.decider is None:
             return "unknown"
         try:
-            rnn = self.decider.rnn_for(True)
+            rnn = self.decider.primary_rnn()
         except FlexscoreError:
             return "rule-only"
         return str(getattr(rnn, "version", getattr(rnn, "name", "rnn")))
@@ -554,7 +557,7 @@ class FlexscoreApp:
         if self.decider is None:
             return "not loaded"
         try:
-            return str(self.decider.rnn_for(True).version)
+            return str(self.decider.primary_rnn().version)
         except FlexscoreError as exc:
             return f"unavailable: {exc}"
 
@@ -581,7 +584,7 @@ class FlexscoreApp:
             },
             settings={
                 "models": f"{mc.complexity} {mc.precision}, {mc.threads} threads",
-                "scoring": "with z (3D scorer)" if self.config.scoring.use_z else "from x, y (2D scorer)",
+                "scoring": scoring_mode(self.config.scoring),
                 "scorer in use": self._scorer_version(),
                 "trial duration": f"{self.config.trial.duration_s:g} s",
                 "affected side (default)": str(self.config.trial.side or "not set"),

@@ -69,7 +69,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
     decider = Decider(cfg)
     try:
-        decider.rnn_for(True)
+        decider.primary_rnn()
+        decider.rnn_for(False)
     finally:
         decider.close()
     state = _state_dir(cfg, args.state_dir)

@@ -141,9 +141,26 @@ class TrialConfig:
     edge_margin_px: float = 2.0  # a landmark this close to / beyond the border is "cut"
     max_edge_cut_share: float = 0.25  # at most this share of tracked frames cut by the edge
     min_side_share: float = 0.6  # share of labelled frames naming the configured side
+    # A recording shorter than this cannot show a closing movement from start to end
+    # (a full open → fist → open takes ≈ 1.5–3 s on the real clips): "stopped too early".
+    min_duration_s: float = 2.5
+    # Frames that stop arriving for longer than this during a recording: a camera fault.
+    max_frame_gap_s: float = 1.0
+    # Palm seen edge-on (|palm normal · view axis| below ``edge_on_normal``) in more than this
+    # share of the tracked frames: the fingers cannot be seen.
+    max_edge_on_share: float = 0.6
+    edge_on_normal: float = 0.3
 
     def __post_init__(self) -> None:
         _check(1.0 <= self.duration_s <= 60.0, "trial.duration_s", "must be in [1, 60] s")
+        _check(
+            0.0 <= self.min_duration_s <= self.duration_s,
+            "trial.min_duration_s",
+            "must be in [0, trial.duration_s]",
+        )
+        _check(0.05 <= self.max_frame_gap_s <= 60.0, "trial.max_frame_gap_s", "must be in [0.05, 60] s")
+        _check(0 < self.max_edge_on_share <= 1, "trial.max_edge_on_share", "must be in (0, 1]")
+        _check(0 <= self.edge_on_normal < 1, "trial.edge_on_normal", "must be in [0, 1)")
         _check(self.side in (None, "left", "right"), "trial.side", "must be 'left' or 'right'")
         _check(0 < self.min_presence_share <= 1, "trial.min_presence_share", "must be in (0, 1]")
         _check(self.min_hand_px >= 0, "trial.min_hand_px", "must be >= 0")
@@ -163,6 +180,10 @@ class ScoringConfig:
     # 49 of 72 altered real trials right and none wrong without z; 35 right, 13 wrong with
     # z — docs/VALIDATION.md). True: the 3D scorer and rule (better on exact synthetic z).
     use_z: bool = False
+    # Score in the hand's own frame (world landmarks → joint angles, the hand RNN) when the
+    # trial has world landmarks (the appliance's tracker gives them): the default. False:
+    # the image path above for every trial.
+    use_world: bool = True
     min_confidence: float = 0.5  # below: not_scorable ("low confidence")
     review_confidence: float = 0.8  # below: scored but flagged for clinician review
     threads: int = 1
@@ -175,6 +196,13 @@ class ScoringConfig:
             "must be in [min_confidence, 1]",
         )
         _check(1 <= self.threads <= 16, "scoring.threads", "must be between 1 and 16")
+
+
+def scoring_mode(sc: ScoringConfig) -> str:
+    """One line for the status page: how trials are scored with this config."""
+    if sc.use_world:
+        return "hand frame (joint angles from world landmarks, hand scorer); 2D for trials without them"
+    return "with z (3D scorer)" if sc.use_z else "from x, y (2D scorer)"
 
 
 @dataclass(frozen=True)

@@ -123,7 +123,7 @@ def _world_of(trial: Trial) -> np.ndarray:
 
 
 def test_world_landmarks_kept_and_coerced() -> None:
-    base = synth(2, seed=3)
+    base = synth(2, seed=3, with_world=False)
     assert base.world is None and not base.has_world
     world = _world_of(base).astype(np.float64)
     trial = replace(base, world=world)
@@ -144,7 +144,6 @@ def test_world_landmarks_kept_and_coerced() -> None:
         ("list", "world landmarks must have shape"),
         ("inf", "world landmarks contain inf"),
         ("partial", "has NaN in some world landmarks but not all"),
-        ("orphan", "has world landmarks but no image landmarks"),
     ],
 )
 def test_bad_world_landmarks_are_rejected(change: str, match: str) -> None:
@@ -161,14 +160,23 @@ def test_bad_world_landmarks_are_rejected(change: str, match: str) -> None:
         world[2, 7, 1] = np.inf
     elif change == "partial":
         world[1, 3, 2] = np.nan
-    elif change == "orphan":
-        world[4] = 0.02
     with pytest.raises(InputError, match=match):
         _trial(lm, world=world)
-    if change in ("inf", "partial", "orphan"):
-        frame = {"inf": 2, "partial": 1, "orphan": 4}[change]
+    if change in ("inf", "partial"):
+        frame = {"inf": 2, "partial": 1}[change]
         with pytest.raises(InputError, match=f"frame {frame}"):
             _trial(lm, world=world)
+
+
+def test_world_landmarks_on_a_frame_marked_missing_are_dropped() -> None:
+    """The image landmarks say which frames were tracked: marking a frame missing (NaN image
+    landmarks, e.g. ``replace(trial, landmarks=…)``) drops its world landmarks too."""
+    lm = np.zeros((5, 21, 3), np.float32)
+    lm[4] = np.nan
+    world = np.full((5, 21, 3), 0.01, np.float32)
+    trial = _trial(lm, world=world)
+    assert trial.world is not None
+    assert np.isnan(trial.world[4]).all() and np.isfinite(trial.world[:4]).all()
 
 
 def _obs(i: int, world: np.ndarray | None, detected: bool = True) -> HandObservation:
@@ -226,7 +234,7 @@ def test_track_json_round_trip_with_world(tmp_path: Path) -> None:
 
 
 def test_track_json_without_world_loads_as_2d_source() -> None:
-    trial = synth(1, seed=6)
+    trial = synth(1, seed=6, with_world=False)
     doc = trial_to_track_doc(trial)
     assert all("world" not in f for f in doc["frames"])  # nothing written for a trial without
     assert trial_from_track_doc(doc).world is None

@@ -15,7 +15,8 @@ equally. A session may therefore record a **reference trial** of the unaffected 
    impaired too).
 2. :func:`apply_reference` turns the absolute result into the reference-mode result. The
    affected hand's per-finger peak closure is divided by the reference's (measured the same
-   way: 2D when either trial lacks z), and
+   way: in the hand frame when both have world landmarks, else 2D when either trial lacks
+   z), and
 
    =========================  ===================================================
    absolute result            reference-mode score
@@ -61,6 +62,11 @@ MIN_FINGER_RATIO = 0.70  # and no finger below this share
 
 def _other(side: Side | None) -> Side | None:
     return None if side is None else ("left" if side == "right" else "right")
+
+
+def without_world(trial: Trial) -> Trial:
+    """The same trial without world landmarks (measured on the image landmarks)."""
+    return trial if trial.world is None else dataclasses.replace(trial, world=None)
 
 
 def as_2d(trial: Trial) -> Trial:
@@ -139,7 +145,12 @@ def reference_profile(
 def apply_reference(
     absolute: Result, trial: Trial, reference: Trial, cfg: TrialConfig | None = None
 ) -> Result:
-    """The reference-mode result for ``trial`` given the absolute one (module docstring)."""
+    """The reference-mode result for ``trial`` given the absolute one (module docstring).
+
+    Both hands are measured alike: in the hand's own frame when both trials have world
+    landmarks, else on the image landmarks (2D when either lacks z)."""
+    if not (trial.has_world and reference.has_world):
+        trial, reference = without_world(trial), without_world(reference)
     use_2d = not (trial.has_z and reference.has_z)
     profile = reference_profile(reference, cfg, as_2d_measure=use_2d)
     details = dict(absolute.details)

@@ -35,7 +35,7 @@ time series for the scorer.
 
 The model's own world output is not anatomically exact: an open hand reads ≈ 40–95°
 summed over a finger's three joints, a fist ≈ 200–270° (measured on real clips;
-``device.scoring.calibration`` maps the sums to a fraction of a fist).
+``device.trial.calibration`` maps the sums to a fraction of a fist).
 """
 
 from __future__ import annotations

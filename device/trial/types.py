@@ -37,7 +37,8 @@ class Trial:
         world: float32 [T, 21, 3] world landmarks in metres (hand-centred, as the landmark
             model outputs them), or None when the source has none at all. Per frame all
             finite or all NaN: NaN where no hand, and allowed NaN on a tracked frame whose
-            source lacked world landmarks; never finite on a frame without image landmarks.
+            source lacked world landmarks; on a frame without image landmarks they are
+            dropped (set to NaN): the image landmarks say which frames were tracked.
     """
 
     landmarks: np.ndarray = field(repr=False)
@@ -176,13 +177,12 @@ def _validated_world(world: object, lm: np.ndarray) -> np.ndarray:
             f"trial frame {frame} has NaN in some world landmarks but not all: a frame's world "
             "landmarks are either all given (21 finite points) or missing (all NaN)"
         )
+    # A frame is tracked or missing by its image landmarks: world landmarks on a frame whose
+    # image landmarks were dropped (a frame marked missing) go with them.
     orphan = ~nan.all(axis=(1, 2)) & np.isnan(lm[:, :, :2]).any(axis=(1, 2))
     if orphan.any():
-        frame = int(np.flatnonzero(orphan)[0])
-        raise InputError(
-            f"trial frame {frame} has world landmarks but no image landmarks: world landmarks "
-            "belong to a tracked hand"
-        )
+        w = w.copy()
+        w[orphan] = np.nan
     return w
 
 
