@@ -50,6 +50,11 @@ MAX_HEADER_BYTES = 32 * 1024  # all request headers together (cookie, CSRF, user
 # thread; 500 stays well under the 1024 file descriptors a process gets by default.
 CONNECTION_LIMIT = 500
 CLEANUP_INTERVAL_S = 1  # how often deadlines are checked (waitress's default is 30 s)
+# The kernel's send buffer per connection (set by device.web.server.FlexscoreServer). Linux
+# grows it up to 4 MB on its own: 15-30 s of live view queued for a viewer that stopped
+# reading before the server could notice (and that much lag for a slow one). 256 KB is still
+# more than a LAN link needs in flight.
+SEND_BUFFER_BYTES = 256 * 1024
 
 
 def waitress_threads(max_streams: int) -> int:

@@ -188,7 +188,8 @@ class FlexscoreChannel(HTTPChannel):
 class FlexscoreServer(TcpWSGIServer):
     """Waitress's TCP server with :class:`FlexscoreChannel` connections and their deadlines.
 
-    Every ``cleanup_interval`` (1 s) :meth:`maintenance` closes: idle keep-alive connections
+    Each connection's kernel send buffer is ``SEND_BUFFER_BYTES`` (Linux would grow it to
+    4 MB). Every ``cleanup_interval`` (1 s) :meth:`maintenance` closes: idle keep-alive connections
     after ``web.idle_timeout_s`` (waitress's ``channel_timeout``); connections whose request has
     not arrived whole within ``web.request_timeout_s`` (slow or half-open clients); and
     answers that made no progress for ``web.request_timeout_s`` while output waits (a live
@@ -210,6 +211,12 @@ class FlexscoreServer(TcpWSGIServer):
         self.closed_stalled = 0  # answers dropped because the client stopped reading
         super().__init__(application, **kw)
 
+    def set_socket_options(self, conn: socket.socket) -> None:
+        from device.web import SEND_BUFFER_BYTES
+
+        super().set_socket_options(conn)  # TCP_NODELAY
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
+
     def maintenance(self, now: float) -> None:
         super().maintenance(now)  # idle keep-alive connections (channel_timeout)
         cutoff = now - self.request_timeout_s
@@ -222,6 +229,10 @@ class FlexscoreServer(TcpWSGIServer):
                 self.closed_slow += 1
             elif channel.requests and channel.pending_output() and channel.last_activity < cutoff:
                 channel.will_close = True
+                # its socket is not writable, so the loop would never get to close it: a
+                # shutdown makes poll() report it, and waitress closes it and ends the answer
+                with contextlib.suppress(OSError):
+                    channel.socket.shutdown(socket.SHUT_RDWR)
                 self.closed_stalled += 1
                 log.info("dropped an answer the client stopped reading (%s)", channel.addr)
 
