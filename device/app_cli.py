@@ -48,6 +48,18 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
     c.add_argument("--state-dir", metavar="DIR", help="state directory to check instead of the config's")
     c.set_defaults(func=cmd_check_config)
 
+    t = sub.add_parser(
+        "certificate",
+        help="make (once) and show the HTTPS certificate and its SHA-256 fingerprint",
+        description="With web.cert_file set: show that certificate's fingerprint. Otherwise make "
+        "the self-signed certificate in STATE_DIR/tls/ if there is none yet (the installer runs "
+        "this as the service user) and show its fingerprint, for a clinician to compare with "
+        "what the browser shows.",
+    )
+    t.add_argument("--config", metavar="FILE", help="the daemon's config")
+    t.add_argument("--state-dir", metavar="DIR", help="the daemon's state directory")
+    t.set_defaults(func=cmd_certificate)
+
     p = sub.add_parser(
         "press",
         help="press the button of a running appliance (demo and testing)",
@@ -115,6 +127,19 @@ def _check_tls(cfg: Config, state: Path) -> str:
             "so that a self-signed one is made at the first start"
         )
     return "a self-signed certificate is made at the first start"
+
+
+def cmd_certificate(args: argparse.Namespace) -> int:
+    from device.web.tls import ensure_certificate
+
+    cfg = load_config(args.config)
+    state = _state_dir(cfg, args.state_dir)
+    os.umask(0o077)
+    cert = ensure_certificate(cfg.web.cert_file, cfg.web.key_file, state)
+    kind = "self-signed certificate" if cert.self_signed else "certificate"
+    print(f"HTTPS {kind} {cert.cert_file}")
+    print(f"SHA-256 fingerprint {cert.fingerprint}")
+    return 0
 
 
 def cmd_press(args: argparse.Namespace) -> int:
