@@ -475,6 +475,8 @@ def test_patient_mode_reads_no_other_side_or_result_and_cannot_cancel_the_clinic
     assert clinician.post("/api/trials/cancel", headers={"X-CSRF-Token": csrf(clinician)}).get_json() == {
         "cancelled": True
     }
+    nothing = mine.post("/api/trials/cancel", headers={"X-CSRF-Token": csrf(mine)})
+    assert nothing.status_code == 200 and nothing.get_json() == {"cancelled": False}  # nothing runs
     # P002's finished trial is the newest: the P001 session does not see it
     done = fresh.run_trial("P002", "right", 2)
     assert done is not None

@@ -175,8 +175,10 @@ def may_cancel() -> None:
     if role() == "clinician":
         return
     st = state()
-    seq = st.services.status().get("trial_seq")
-    if seq is not None and seq == st.clinician_trial:
+    snap = st.services.status()
+    seq = snap.get("trial_seq")
+    running = snap.get("state") in ("countdown", "recording", "scoring")
+    if running and seq is not None and seq == st.clinician_trial:
         abort(403, description=NOT_YOUR_TRIAL)
 
 

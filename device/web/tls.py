@@ -75,14 +75,13 @@ def _ipv6_addresses() -> list[str]:
 
 def device_names() -> list[str]:
     """The names and addresses this device answers to: its host name (and ``.local``, which
-    Raspberry Pi OS announces over mDNS), its fully qualified name, every interface address,
-    ``localhost``, 127.0.0.1 and ::1. Lower case, no duplicates, in that order."""
+    Raspberry Pi OS announces over mDNS), every interface address, ``localhost``, 127.0.0.1
+    and ::1. Lower case, no duplicates, in that order. No DNS lookup (it could hang without a
+    network): a site's DNS alias goes in ``web.allowed_hosts``."""
     names: list[str] = []
     host = socket.gethostname().strip().lower()
     if host:
         names += [host, f"{host.split('.')[0]}.local"]
-    with contextlib.suppress(OSError):
-        names.append(socket.getfqdn().lower())
     try:
         names += _ipv4_addresses() + _ipv6_addresses()
     except OSError as exc:  # no interfaces readable (a container): the names still work
