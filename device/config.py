@@ -143,7 +143,13 @@ class TrialConfig:
     min_side_share: float = 0.6  # share of labelled frames naming the configured side
     # A recording shorter than this cannot show a closing movement from start to end
     # (a full open → fist → open takes ≈ 1.5–3 s on the real clips): "stopped too early".
+    # A site that records shorter trials (``duration_s``) gets 90 % of its own length.
     min_duration_s: float = 2.5
+
+    @property
+    def stopped_early_s(self) -> float:
+        """Recordings shorter than this are "stopped too early"."""
+        return min(self.min_duration_s, 0.9 * self.duration_s)
     # Frames that stop arriving for longer than this during a recording: a camera fault.
     max_frame_gap_s: float = 1.0
     # Palm seen edge-on (|palm normal · view axis| below ``edge_on_normal``) in more than this
@@ -153,11 +159,7 @@ class TrialConfig:
 
     def __post_init__(self) -> None:
         _check(1.0 <= self.duration_s <= 60.0, "trial.duration_s", "must be in [1, 60] s")
-        _check(
-            0.0 <= self.min_duration_s <= self.duration_s,
-            "trial.min_duration_s",
-            "must be in [0, trial.duration_s]",
-        )
+        _check(0.0 <= self.min_duration_s <= 60.0, "trial.min_duration_s", "must be in [0, 60] s")
         _check(0.05 <= self.max_frame_gap_s <= 60.0, "trial.max_frame_gap_s", "must be in [0.05, 60] s")
         _check(0 < self.max_edge_on_share <= 1, "trial.max_edge_on_share", "must be in (0, 1]")
         _check(0 <= self.edge_on_normal < 1, "trial.edge_on_normal", "must be in [0, 1)")

@@ -255,8 +255,10 @@ def test_reference_mode_compares_hand_frame_excursions(decider: Decider) -> None
     assert res.details["rule"]["method"] == "hand"
 
 
-def test_min_duration_cannot_exceed_the_recording() -> None:
+def test_a_site_with_short_recordings_is_not_told_it_stopped_early() -> None:
     from device.errors import ConfigError
 
+    assert TrialConfig().stopped_early_s == 2.5
+    assert TrialConfig(duration_s=2.0).stopped_early_s == pytest.approx(1.8)
     with pytest.raises(ConfigError, match="min_duration_s"):
-        TrialConfig(duration_s=2.0, min_duration_s=3.0)
+        TrialConfig(min_duration_s=-1.0)

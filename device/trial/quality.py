@@ -18,8 +18,8 @@ code                fails when
                     landmarks only the fingers' MCP and PIP joints count
 ``wrong_side``      ``side`` is set and fewer than ``min_side_share`` of the frames with a
                     handedness label show that hand
-``stopped_early``   the recording lasted less than ``min_duration_s`` (stopped before a
-                    movement could be seen from start to end)
+``stopped_early``   the recording lasted less than ``min_duration_s`` (at most 90 % of
+                    ``duration_s``): stopped before a movement could be seen from start to end
 ``camera_stalled``  frames stopped arriving for more than ``max_frame_gap_s`` during the
                     recording (a camera fault: never scored from what arrived)
 ``fingers_hidden``  with world landmarks: the palm was seen edge-on (its normal within
@@ -128,12 +128,12 @@ def check_quality(trial: Trial, cfg: TrialConfig | None = None) -> QualityReport
         reasons.append(
             QualityReason("too_short", f"the recording has {n} frame(s); a trial needs a movement")
         )
-    if n >= 2 and 0 < trial.duration < cfg.min_duration_s:
+    if n >= 2 and 0 < trial.duration < cfg.stopped_early_s:
         reasons.append(
             QualityReason(
                 "stopped_early",
                 f"the recording was stopped after {trial.duration:.1f} s, before the movement could "
-                f"be seen from start to end (needs {cfg.min_duration_s:.1f} s): record again and "
+                f"be seen from start to end (needs {cfg.stopped_early_s:.1f} s): record again and "
                 "let the recording run to its end",
             )
         )
