@@ -242,6 +242,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cases", nargs="*", help="only these cases (names)")
     ap.add_argument("--alterations", nargs="*", choices=sorted([*ALTERATIONS, *CUT_SHORT]), help="only these")
     ap.add_argument("--use-z", choices=("yes", "no"), help="override scoring.use_z (score with or without z)")
+    ap.add_argument(
+        "--use-world",
+        choices=("yes", "no"),
+        help="override scoring.use_world (hand frame from world landmarks, or the image path)",
+    )
     ap.add_argument("--json", type=Path, help="write every result here")
     args = ap.parse_args(argv)
 
@@ -252,11 +257,13 @@ def main(argv: list[str] | None = None) -> int:
     cfg = load_config(args.config)
     if args.use_z:
         cfg = replace(cfg, scoring=replace(cfg.scoring, use_z=args.use_z == "yes"))
+    if args.use_world:
+        cfg = replace(cfg, scoring=replace(cfg.scoring, use_world=args.use_world == "yes"))
     cases = [c for c in CASES if not args.cases or c.name in args.cases]
     names = args.alterations or [*ALTERATIONS, *CUT_SHORT]
     print(
-        f"models {cfg.models.complexity} {cfg.models.precision}, scoring.use_z "
-        f"{cfg.scoring.use_z}; {len(cases)} cases × "
+        f"models {cfg.models.complexity} {cfg.models.precision}, scoring.use_world "
+        f"{cfg.scoring.use_world}, use_z {cfg.scoring.use_z}; {len(cases)} cases × "
         f"{len(names)} alterations",
         flush=True,
     )
@@ -315,6 +322,7 @@ def main(argv: list[str] | None = None) -> int:
         doc = {
             "models": [cfg.models.complexity, cfg.models.precision],
             "use_z": cfg.scoring.use_z,
+            "use_world": cfg.scoring.use_world,
             "summary": summary,
             "total": total,
             "rows": rows,

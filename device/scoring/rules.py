@@ -246,14 +246,7 @@ class RuleScorer:
             "excursion": [round(float(v), 3) for v in exc],
             "start_closure": [round(float(v), 3) for v in m["start"]],
         }
-        return Result(
-            status="scored",
-            score=score,
-            confidence=1.0,
-            reasons=(f"range-of-motion rule: {score} — {why}",),
-            details=details,
-            rule_score=score,
-        )
+        return _rule_result(score, f"range-of-motion rule: {score} — {why}", details)
 
     def _score_hand(self, m: dict[str, Any]) -> Result:
         """The rule on hand-frame closure, with reasons in degrees."""
@@ -311,11 +304,11 @@ class RuleScorer:
             "borderline": borderline,
             "end_rise": round(m["end_rise"], 3),
         }
-        return Result(
-            status="scored",
-            score=score,
-            confidence=1.0,
-            reasons=(f"range-of-motion rule (hand frame): {score} — {why}",),
-            details=details,
-            rule_score=score,
-        )
+        return _rule_result(score, f"range-of-motion rule (hand frame): {score} — {why}", details)
+
+
+def _rule_result(score: int, reason: str, details: dict[str, Any]) -> Result:
+    """The rule's answer: a score without probabilities, its reason and its measurements."""
+    return Result(
+        status="scored", score=score, confidence=1.0, reasons=(reason,), details=details, rule_score=score
+    )
