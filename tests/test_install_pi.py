@@ -36,12 +36,22 @@ CHECKOUT_IGNORE = shutil.ignore_patterns(
     ".ruff_cache", ".pytest_cache", ".hypothesis", "out", "var",
 )  # fmt: skip
 
+
+def _system_python_has_venv() -> bool:
+    if not SYSTEM_PYTHON.exists():
+        return False
+    probe = subprocess.run([str(SYSTEM_PYTHON), "-c", "import ensurepip, venv"], capture_output=True,
+                           timeout=60, check=False)  # fmt: skip
+    return probe.returncode == 0
+
+
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(os.geteuid() != 0, reason="the installer runs as root (useradd, chown, setpriv)"),
     pytest.mark.skipif(
-        not SYSTEM_PYTHON.exists() or shutil.which("setpriv") is None or shutil.which("useradd") is None,
-        reason="needs /usr/bin/python3, setpriv and useradd (Debian)",
+        shutil.which("setpriv") is None or shutil.which("useradd") is None or not _system_python_has_venv(),
+        reason="needs Debian's /usr/bin/python3 with python3-venv, setpriv and useradd "
+        "(scripts/test.sh installs python3-venv as root)",
     ),
 ]
 
