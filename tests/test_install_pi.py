@@ -197,7 +197,15 @@ def test_the_installed_package_is_not_the_checkout(installed: Installed, tmp_pat
     package, models = (Path(x) for x in probe.stdout.split())
     assert package.is_relative_to(installed.venv), package
     assert models.is_relative_to(installed.venv) and not models.is_symlink()
-    assert (models / "manifest.json").is_file() and (models / "scorer_int8.tflite").is_file()
+    # every model of the manifest is in the package, byte for byte
+    import hashlib
+    import json
+
+    manifest = json.loads((models / "manifest.json").read_text())["models"]
+    assert manifest == json.loads((REPO / "models/manifest.json").read_text())["models"]
+    for name, entry in manifest.items():
+        digest = hashlib.sha256((models / entry["file"]).read_bytes()).hexdigest()
+        assert digest == entry["sha256"], name
 
 
 def test_the_installed_command_tracks_and_scores_the_bundled_clip(installed: Installed) -> None:
