@@ -143,9 +143,26 @@ class TrialConfig:
     edge_margin_px: float = 2.0  # a landmark this close to / beyond the border is "cut"
     max_edge_cut_share: float = 0.25  # at most this share of tracked frames cut by the edge
     min_side_share: float = 0.6  # share of labelled frames naming the configured side
+    # A recording shorter than this cannot show a closing movement from start to end
+    # (a full open → fist → open takes ≈ 1.5–3 s on the real clips): "stopped too early".
+    min_duration_s: float = 2.5
+    # Frames that stop arriving for longer than this during a recording: a camera fault.
+    max_frame_gap_s: float = 1.0
+    # Palm seen edge-on (|palm normal · view axis| below ``edge_on_normal``) in more than this
+    # share of the tracked frames: the fingers cannot be seen.
+    max_edge_on_share: float = 0.6
+    edge_on_normal: float = 0.3
 
     def __post_init__(self) -> None:
         _check(1.0 <= self.duration_s <= 60.0, "trial.duration_s", "must be in [1, 60] s")
+        _check(
+            0.0 <= self.min_duration_s <= self.duration_s,
+            "trial.min_duration_s",
+            "must be in [0, trial.duration_s]",
+        )
+        _check(0.05 <= self.max_frame_gap_s <= 60.0, "trial.max_frame_gap_s", "must be in [0.05, 60] s")
+        _check(0 < self.max_edge_on_share <= 1, "trial.max_edge_on_share", "must be in (0, 1]")
+        _check(0 <= self.edge_on_normal < 1, "trial.edge_on_normal", "must be in [0, 1)")
         _check(self.side in (None, "left", "right"), "trial.side", "must be 'left' or 'right'")
         _check(0 < self.min_presence_share <= 1, "trial.min_presence_share", "must be in (0, 1]")
         _check(self.min_hand_px >= 0, "trial.min_hand_px", "must be >= 0")
@@ -165,6 +182,10 @@ class ScoringConfig:
     # 49 of 72 altered real trials right and none wrong without z; 35 right, 13 wrong with
     # z — docs/VALIDATION.md). True: the 3D scorer and rule (better on exact synthetic z).
     use_z: bool = False
+    # Score in the hand's own frame (world landmarks → joint angles, the hand RNN) when the
+    # trial has world landmarks (the appliance's tracker gives them): the default. False:
+    # the image path above for every trial.
+    use_world: bool = True
     min_confidence: float = 0.5  # below: not_scorable ("low confidence")
     review_confidence: float = 0.8  # below: scored but flagged for clinician review
     threads: int = 1
@@ -177,6 +198,13 @@ class ScoringConfig:
             "must be in [min_confidence, 1]",
         )
         _check(1 <= self.threads <= 16, "scoring.threads", "must be between 1 and 16")
+
+
+def scoring_mode(sc: ScoringConfig) -> str:
+    """One line for the status page: how trials are scored with this config."""
+    if sc.use_world:
+        return "hand frame (joint angles from world landmarks, hand scorer); 2D for trials without them"
+    return "with z (3D scorer)" if sc.use_z else "from x, y (2D scorer)"
 
 
 @dataclass(frozen=True)
@@ -276,9 +304,13 @@ class StoreConfig:
 
 @dataclass(frozen=True)
 class WebConfig:
-    """The local web page (device/web/), served by waitress from the composition root."""
+    """The local web page (device/web/), served by waitress from the composition root.
 
-    host: str = "127.0.0.1"  # anything but loopback needs a clinician password (check_bind)
+    Reachable from the network (``host`` not loopback) it must be HTTPS (``tls = true``) with a
+    clinician password; plain HTTP is for loopback only (docs/RELIABILITY.md, network threat
+    model)."""
+
+    host: str = "127.0.0.1"  # anything but loopback needs tls and a clinician password
     port: int = 8080
     max_streams: int = 3  # concurrent MJPEG viewers; the next one gets 503
     stream_fps: float = 15.0  # most frames per second sent to one viewer
@@ -288,6 +320,14 @@ class WebConfig:
     login_max_attempts: int = 5  # failed logins per client within login_window_s
     login_window_s: float = 300.0
     max_request_kb: int = 64  # larger request bodies get 413
+    tls: bool = False  # serve HTTPS (required when host is not loopback)
+    cert_file: str = ""  # PEM certificate (chain); empty: a self-signed one in <state dir>/tls/
+    key_file: str = ""  # its PEM private key (set both or neither)
+    # Host header values accepted (names or addresses, no port); others get 400. Empty: the
+    # device's own host names and addresses, localhost, 127.0.0.1 and ::1.
+    allowed_hosts: tuple[str, ...] = ()
+    request_timeout_s: float = 10.0  # a request must arrive whole within this; a stalled answer is dropped
+    idle_timeout_s: float = 30.0  # an idle keep-alive connection is closed after this
 
     def __post_init__(self) -> None:
         _check(bool(self.host.strip()), "web.host", "must not be empty")
@@ -303,6 +343,37 @@ class WebConfig:
         _check(1 <= self.login_max_attempts <= 100, "web.login_max_attempts", "must be in [1, 100]")
         _check(self.login_window_s > 0, "web.login_window_s", "must be > 0")
         _check(1 <= self.max_request_kb <= 10240, "web.max_request_kb", "must be in [1, 10240]")
+        _check(
+            self.tls or is_loopback_host(self.host),
+            "web.host",
+            f"{self.host!r} is reachable from the network: set web.tls = true (HTTPS), or bind to 127.0.0.1",
+        )
+        _check(
+            bool(self.cert_file) == bool(self.key_file),
+            "web.cert_file",
+            "set both web.cert_file and web.key_file, or neither (a self-signed certificate is made)",
+        )
+        for i, name in enumerate(self.allowed_hosts):
+            _check(
+                bool(name.strip()) and all(c not in name for c in " /\\@\t\r\n"),
+                f"web.allowed_hosts[{i}]",
+                "must be a host name or address without scheme, port or path",
+            )
+        _check(0.5 <= self.request_timeout_s <= 300, "web.request_timeout_s", "must be in [0.5, 300] s")
+        _check(1 <= self.idle_timeout_s <= 3600, "web.idle_timeout_s", "must be in [1, 3600] s")
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and ``localhost`` (the only hosts plain HTTP may bind)."""
+    import ipaddress
+
+    name = host.strip().strip("[]").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
 
 
 @dataclass(frozen=True)

@@ -67,6 +67,14 @@ CASES = (
     Case("phone_cycle_late", "mit_phone_open_fist_cycles.mp4", 110, 143, 2, why="open → fist → open"),
     Case("phone_open", "mit_phone_open_fist_cycles.mp4", 49, 110, 0, why="open hand, moving, never closes"),
     Case(
+        "phone_open_turn",
+        "mit_phone_open_fist_cycles.mp4",
+        60,
+        125,
+        0,
+        why="open hand that drops and turns edge-on, never closes",
+    ),
+    Case(
         "reach_open", "pixabay_hand_reach_open_129422.mp4", 19, 201, 0, why="open hand reaching, no flexion"
     ),
     Case(
@@ -100,6 +108,48 @@ def _smaller(rgb: np.ndarray) -> np.ndarray:
     return out
 
 
+def _side_view(rgb: np.ndarray, angle_deg: float = 50.0) -> np.ndarray:
+    """The scene seen from the side: a perspective warp that shortens the frame's width by
+    cos(angle) and tapers one side (a camera turned about the vertical axis)."""
+    h, w = rgb.shape[:2]
+    squeeze = np.cos(np.radians(angle_deg))
+    taper = 0.18 * h
+    x0 = w * (1 - squeeze) / 2
+    src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+    dst = np.float32([[x0, 0], [w - x0, taper], [w - x0, h - taper], [x0, h]])
+    m = cv2.getPerspectiveTransform(src, dst)
+    return cv2.warpPerspective(rgb, m, (w, h), borderMode=cv2.BORDER_REPLICATE)
+
+
+def _far(rgb: np.ndarray) -> np.ndarray:
+    """A small hand far away: the scene at 38 % of its size in the middle of the frame."""
+    h, w = rgb.shape[:2]
+    small = cv2.resize(rgb, (int(w * 0.38), int(h * 0.38)), interpolation=cv2.INTER_AREA)
+    out = cv2.resize(cv2.resize(rgb, (8, 8), interpolation=cv2.INTER_AREA), (w, h))  # blurred backdrop
+    y0, x0 = (h - small.shape[0]) // 2, (w - small.shape[1]) // 2
+    out[y0 : y0 + small.shape[0], x0 : x0 + small.shape[1]] = small
+    return out
+
+
+def _motion_blur(rgb: np.ndarray, i: int) -> np.ndarray:
+    """A 15 px motion streak in a direction that changes from frame to frame."""
+    k = np.zeros((15, 15), np.float32)
+    k[7, :] = 1.0 / 15
+    rot = cv2.getRotationMatrix2D((7, 7), (i * 37) % 180, 1.0)
+    k = cv2.warpAffine(k, rot, (15, 15))
+    return cv2.filter2D(rgb, -1, k / max(float(k.sum()), 1e-6))
+
+
+def _turning(rgb: np.ndarray, i: int) -> np.ndarray:
+    """The hand turning while it moves: the view rotates about the vertical axis by up to 65°
+    and back (≈ 4 s period), with an in-plane roll of up to 30°."""
+    phase = np.sin(2 * np.pi * i / 100)
+    h, w = rgb.shape[:2]
+    out = _side_view(rgb, 65.0 * abs(phase))
+    rot = cv2.getRotationMatrix2D((w / 2, h / 2), 30.0 * phase, 1.0)
+    return cv2.warpAffine(out, rot, (w, h), borderMode=cv2.BORDER_REPLICATE)
+
+
 FrameFn = Callable[[np.ndarray, int], np.ndarray]
 # name → (per-frame change, frame-index resampling factor: 2.0 plays twice as fast)
 ALTERATIONS: dict[str, tuple[FrameFn, float]] = {
@@ -123,7 +173,14 @@ ALTERATIONS: dict[str, tuple[FrameFn, float]] = {
     "smaller": (lambda f, i: _smaller(f), 1.0),
     "slow": (lambda f, i: f, 0.5),
     "fast": (lambda f, i: f, 2.0),
+    "side_view": (lambda f, i: _side_view(f), 1.0),
+    "far": (lambda f, i: _far(f), 1.0),
+    "motion_blur": (_motion_blur, 1.0),
+    "turning": (_turning, 1.0),
 }
+# Recordings stopped early (the button pressed again): the first CUT_SHORT[name] seconds of
+# the case's frames after the hold. Expected: not scorable, whatever the movement.
+CUT_SHORT: dict[str, float] = {"cut_1s": 1.0, "cut_1.5s": 1.5}
 
 
 def case_frames(video: Path, case: Case) -> tuple[list[np.ndarray], float]:
@@ -143,10 +200,17 @@ def case_frames(video: Path, case: Case) -> tuple[list[np.ndarray], float]:
     return [frames[0]] * hold + frames + [frames[-1]] * hold, fps
 
 
-def altered(frames: list[np.ndarray], name: str) -> list[np.ndarray]:
+def altered(frames: list[np.ndarray], name: str, fps: float = 30.0) -> list[np.ndarray]:
+    if name in CUT_SHORT:
+        start = round(HOLD_S * fps)  # the movement, not the still hold before it
+        return frames[start : start + max(2, round(CUT_SHORT[name] * fps))]
     fn, speed = ALTERATIONS[name]
     idx = np.arange(0, len(frames), speed).astype(int)
-    return [fn(frames[j], k) for k, j in enumerate(idx)]
+    out = [fn(frames[j], k) for k, j in enumerate(idx)]
+    if len(out) < len(frames):  # a faster movement in a recording of the same length
+        pad = len(frames) - len(out)
+        out = [out[0]] * (pad // 2) + out + [out[-1]] * (pad - pad // 2)
+    return out
 
 
 def run_case(
@@ -158,12 +222,25 @@ def run_case(
     return decider.score(trial).to_json()
 
 
+def expected_calibration_error(rows: list[dict[str, Any]], bins: int = 10) -> float:
+    """ECE of the given scored rows' confidence against whether they were right."""
+    conf = np.array([float(r["confidence"]) for r in rows])
+    right = np.array([bool(r["ok"]) for r in rows], dtype=float)
+    idx = np.minimum((conf * bins).astype(int), bins - 1)
+    gaps = [
+        abs(conf[idx == b].mean() - right[idx == b].mean()) * (idx == b).mean()
+        for b in range(bins)
+        if (idx == b).any()
+    ]
+    return float(sum(gaps))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
     ap.add_argument("--config", help="device config TOML (default: the built-in defaults)")
     ap.add_argument("--cases", nargs="*", help="only these cases (names)")
-    ap.add_argument("--alterations", nargs="*", choices=sorted(ALTERATIONS), help="only these")
+    ap.add_argument("--alterations", nargs="*", choices=sorted([*ALTERATIONS, *CUT_SHORT]), help="only these")
     ap.add_argument("--use-z", choices=("yes", "no"), help="override scoring.use_z (score with or without z)")
     ap.add_argument("--json", type=Path, help="write every result here")
     args = ap.parse_args(argv)
@@ -176,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.use_z:
         cfg = replace(cfg, scoring=replace(cfg.scoring, use_z=args.use_z == "yes"))
     cases = [c for c in CASES if not args.cases or c.name in args.cases]
-    names = args.alterations or list(ALTERATIONS)
+    names = args.alterations or [*ALTERATIONS, *CUT_SHORT]
     print(
         f"models {cfg.models.complexity} {cfg.models.precision}, scoring.use_z "
         f"{cfg.scoring.use_z}; {len(cases)} cases × "
@@ -190,33 +267,46 @@ def main(argv: list[str] | None = None) -> int:
             base, fps = case_frames(videos / case.video, case)
             for name in names:
                 try:
-                    res = run_case(altered(base, name), fps, cfg, tracker, decider)
+                    res = run_case(altered(base, name, fps), fps, cfg, tracker, decider)
                 except FlexscoreError as exc:
                     res = {"status": "error", "score": None, "reasons": [str(exc)]}
-                ok = res["status"] == "scored" and res["score"] == case.score
-                rows.append({"case": case.name, "expected": case.score, "alteration": name, "ok": ok, **res})
+                expected: int | str = "not_scorable" if name in CUT_SHORT else case.score
+                if expected == "not_scorable":
+                    ok = res["status"] == "not_scorable"
+                else:
+                    ok = res["status"] == "scored" and res["score"] == case.score
+                rows.append({"case": case.name, "expected": expected, "alteration": name, "ok": ok, **res})
                 mark = "ok " if ok else ("NS " if res["status"] != "scored" else "MISS")
                 print(
-                    f"{mark} {case.name:20s} {name:8s} expected {case.score} got "
+                    f"{mark} {case.name:20s} {name:11s} expected {expected} got "
                     f"{res['score'] if res['status'] == 'scored' else res['status']}"
                     + ("" if ok else f"  ({'; '.join(res.get('reasons', []))[:160]})"),
                     flush=True,
                 )
-    print(f"\n{'alteration':10s} {'right':>6s} {'wrong':>6s} {'declined':>9s}")
-    summary: dict[str, dict[str, int]] = {}
+    print(f"\n{'alteration':11s} {'right':>6s} {'wrong':>6s} {'declined':>9s} {'wrong≥0.9':>10s}")
+    summary: dict[str, dict[str, Any]] = {}
     for name in names:
         sel = [r for r in rows if r["alteration"] == name]
         s = {
             "right": sum(r["ok"] for r in sel),
             "wrong": sum(r["status"] == "scored" and not r["ok"] for r in sel),
-            "declined": sum(r["status"] != "scored" for r in sel),
+            "declined": sum(r["status"] != "scored" and not r["ok"] for r in sel),
+            "confident_wrong": sum(
+                r["status"] == "scored" and not r["ok"] and r.get("confidence", 0) >= 0.9 for r in sel
+            ),
+            "review": sum(r["status"] == "scored" and bool(r.get("review")) for r in sel),
             "n": len(sel),
         }
         summary[name] = s
-        print(f"{name:10s} {s['right']:6d} {s['wrong']:6d} {s['declined']:9d}")
-    total = {k: sum(s[k] for s in summary.values()) for k in ("right", "wrong", "declined", "n")}
+        print(f"{name:11s} {s['right']:6d} {s['wrong']:6d} {s['declined']:9d} {s['confident_wrong']:10d}")
+    keys = ("right", "wrong", "declined", "confident_wrong", "review", "n")
+    total: dict[str, Any] = {k: sum(s[k] for s in summary.values()) for k in keys}
+    scored = [r for r in rows if r["status"] == "scored" and r["expected"] != "not_scorable"]
+    total["ece"] = round(expected_calibration_error(scored), 4) if scored else None
     print(
-        f"{'all':10s} {total['right']:6d} {total['wrong']:6d} {total['declined']:9d}   "
+        f"{'all':11s} {total['right']:6d} {total['wrong']:6d} {total['declined']:9d} "
+        f"{total['confident_wrong']:10d}   review-flagged {total['review']}, ECE {total['ece']}\n"
+        f"{'':11s} "
         f"({total['right'] / max(1, total['n']):.0%} right of {total['n']}; "
         f"{time.perf_counter() - t0:.0f} s)"
     )

@@ -13,11 +13,13 @@
 #      against its sha256: pip --require-hashes, wheels only), then the package itself from
 #      the checkout or wheel (--no-deps; no TensorFlow, no mediapipe); the models ship in it
 #   6. /etc/flexscore/config.toml with a generated clinician password (kept if present);
-#      the password is written once to /etc/flexscore/initial-clinician-password (root only).
+#      the password is written once to /etc/flexscore/initial-clinician-password (root only);
+#      the page is served over HTTPS on port 8443 of every address.
 #      `flexscore check-config` must pass, run as the service user: if it fails, the script
 #      stops here and names the problem (a config from an earlier version of this script,
 #      with the key clinician_password_hash, is repaired).
-#   7. systemd unit installed, enabled and (re)started
+#   7. the self-signed HTTPS certificate (made once); its SHA-256 fingerprint is printed
+#   8. systemd unit installed, enabled and (re)started
 # --dry-run prints every action without doing any of them and needs no root.
 #
 # Installing off a Pi (scripts/check-aarch64.sh, tests/test_install_pi.py) — environment:
@@ -43,7 +45,7 @@ UNIT_DEST="$ROOT/etc/systemd/system/$UNIT_NAME"
 STATE_DIR=/var/lib/flexscore # as the service sees it (the unit's StateDirectory=)
 SERVICE_USER=flexscore
 PI_APT_PACKAGES=(python3-picamera2 python3-lgpio) # from the Raspberry Pi repository
-APT_PACKAGES=(python3-venv python3-pip)
+APT_PACKAGES=(python3-venv python3-pip openssl)
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_DIR="$(cd "$SCRIPT_DIR/.." && pwd)"
@@ -242,16 +244,22 @@ run "$VENV/bin/python" -m pip install --no-deps --no-build-isolation --force-rei
 # --------------------------------------------------------------------------- 6. config
 say "configuration $CONFIG"
 run install -d -m 0750 -o root -g "$gid" "$CONF_DIR"
-if [ -e "$CONFIG" ]; then
+# Earlier versions of this script wrote the password hash under a key that the config never
+# had, so that install never passed check-config: write the file again from this version's
+# template, with the same hash (the password file stays valid); the old one is kept as .old.
+hash=""
+if [ -e "$CONFIG" ] && grep -q '^clinician_password_hash = ' "$CONFIG"; then
+    hash=$(sed -n 's/^clinician_password_hash = "\(.*\)"$/\1/p' "$CONFIG")
+    printf '= config %s: written by an earlier installer (web.clinician_password_hash);' "$CONFIG"
+    printf ' written again with the same password hash, the old file kept as %s.old\n' "$CONFIG"
+    run mv -f "$CONFIG" "$CONFIG.old"
+fi
+if [ -e "$CONFIG" ] && [ -z "$hash" ]; then
     printf '= config %s exists; kept\n' "$CONFIG"
-    # Earlier versions of this script wrote the password hash under a key that the config
-    # never had; keep the hash (the password file stays valid) under the right key.
-    if grep -q '^clinician_password_hash = ' "$CONFIG"; then
-        printf '= config: web.clinician_password_hash (an earlier installer) renamed web.password_hash\n'
-        run sed -i 's/^clinician_password_hash = /password_hash = /' "$CONFIG"
-    fi
 else
-    if [ "$DRY_RUN" -eq 1 ]; then
+    if [ -n "$hash" ]; then
+        password=""
+    elif [ "$DRY_RUN" -eq 1 ]; then
         printf '+ generate a clinician password and its hash (werkzeug scrypt)\n'
         password=DRY-RUN
         hash=DRY-RUN-HASH
@@ -277,17 +285,25 @@ led_pin = 27
 path = "$STATE_DIR/flexscore.db"
 
 [web]
+# HTTPS on the network: a self-signed certificate is made once in $STATE_DIR/tls/ (its
+# fingerprint is on the status page); set cert_file and key_file to use the site's own.
 host = "0.0.0.0"
-port = 8080
+port = 8443
+tls = true
 password_hash = "$hash"
+# Host names the page answers to (others get 400). Empty: this device's host name, its
+# .local name and addresses, localhost. Add a DNS alias here if the site gives it one.
+allowed_hosts = []
 EOF
-    write_file "$PASSWORD_FILE" 0600 root:root <<<"$password"
-    [ "$DRY_RUN" -eq 1 ] || say "clinician password written to $PASSWORD_FILE (root only)"
+    if [ -n "$password" ]; then
+        write_file "$PASSWORD_FILE" 0600 root:root <<<"$password"
+        [ "$DRY_RUN" -eq 1 ] || say "clinician password written to $PASSWORD_FILE (root only)"
+    fi
 fi
 # The service's state directory (systemd's StateDirectory= makes the same), then the check,
 # as the service user: it reads the config, loads and verifies the configured models and
 # writes to the state directory as the service will.
-run install -d -m 0750 -o "$uid" -g "$gid" "$ROOT$STATE_DIR"
+run install -d -m 0700 -o "$uid" -g "$gid" "$ROOT$STATE_DIR"
 check=(setpriv --reuid="$uid" --regid="$gid" --clear-groups --
     "$VENV/bin/flexscore" check-config --state-dir "$ROOT$STATE_DIR" "$CONFIG")
 if ! run "${check[@]}"; then
@@ -295,7 +311,12 @@ if ! run "${check[@]}"; then
         "Correct the file (or move it aside to have a new one written) and run this script again."
 fi
 
-# --------------------------------------------------------------------------- 7. unit
+# --------------------------------------------------------------------------- 7. certificate
+say "HTTPS certificate"
+run setpriv --reuid="$uid" --regid="$gid" --clear-groups -- \
+    "$VENV/bin/flexscore" certificate --config "$CONFIG" --state-dir "$ROOT$STATE_DIR"
+
+# --------------------------------------------------------------------------- 8. unit
 say "systemd unit $UNIT_DEST"
 run install -D -m 0644 "$REPO_DIR/systemd/$UNIT_NAME" "$UNIT_DEST"
 if skipped systemctl; then
@@ -310,4 +331,5 @@ run systemctl enable "$UNIT_NAME"
 if [ "$START" -eq 1 ]; then
     run systemctl restart "$UNIT_NAME"
 fi
-say "done: systemctl status $UNIT_NAME; journalctl -u $UNIT_NAME -f"
+say "done: open https://$(hostname).local:8443/ and check that the certificate's SHA-256" \
+    "fingerprint matches the one printed above; systemctl status $UNIT_NAME; journalctl -u $UNIT_NAME -f"

@@ -70,7 +70,42 @@ log = logging.getLogger("train_scorer")
 MODEL_FILES = {
     "3d": ("scorer_int8", "scorer_int8.tflite", "scorer_fp32.tflite"),
     "2d": ("scorer_2d_int8", "scorer_2d_int8.tflite", "scorer_2d_fp32.tflite"),
+    "hand": ("scorer_hand_int8", "scorer_hand_int8.tflite", "scorer_hand_fp32.tflite"),
 }
+DATA_KEYS = {"3d": "x3", "2d": "x2", "hand": "xh"}
+HAND_SEEDS = (20261204, 20261205)  # training, held-out
+
+
+def hand_dataset(n_train: int, n_held: int, cache: Path) -> dict[str, np.ndarray]:
+    """The ``hand`` variant's data: synthetic trials with world landmarks (the generator's
+    model of the real world output's bias and jitter, device/trial/synthetic.py), hand-frame
+    features; ``n_train`` / ``n_held`` trials per score from two seeds. Cached in ``cache``."""
+    from device.trial.features import trial_features
+    from device.trial.synthetic import make_trials
+
+    if cache.is_file():
+        with np.load(cache) as f:
+            ds = {k: f[k] for k in f.files}
+        if int(ds["n_train"]) == n_train and int(ds["n_held"]) == n_held:
+            return ds
+    xs, ys, split = [], [], []
+    for n, seed, name in ((n_train, HAND_SEEDS[0], "train"), (n_held, HAND_SEEDS[1], "heldout")):
+        for trial, info in make_trials(n, seed=seed):
+            xs.append(trial_features(trial, "hand"))
+            ys.append(info["score"])
+            split.append(name)
+    ds = {
+        "xh": np.stack(xs).astype(np.float32),
+        "y": np.array(ys),
+        "split": np.array(split),
+        "source": np.array(["synthetic"] * len(ys)),
+        "has_world": np.ones(len(ys), bool),
+        "n_train": np.array(n_train),
+        "n_held": np.array(n_held),
+    }
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(cache, **ds)
+    return ds
 
 
 # --------------------------------------------------------------------------- metrics
@@ -238,8 +273,10 @@ def update_manifest(models_dir: Path, entries: dict[str, dict[str, Any]]) -> Non
 def train_variant(
     variant: str, ds: dict[str, np.ndarray], cfg: dict[str, Any], args: argparse.Namespace
 ) -> dict[str, Any]:
-    x_all = ds["x3"] if variant == "3d" else ds["x2"]
-    usable = ds["has_z"] if variant == "3d" else np.ones(len(ds["y"]), bool)
+    x_all = ds[DATA_KEYS[variant]]
+    usable = (
+        ds["has_z"] if variant == "3d" else ds.get("has_world", np.ones(len(ds["y"]), bool))
+    )
     y_all = ds["y"].astype(int)
     train = (ds["split"] == "train") & usable
     held = (ds["split"] == "heldout") & usable
@@ -363,7 +400,12 @@ def train_variant(
                 f"{N_STEPS} steps; "
                 "full-int8 (int8 input/output) TFLite calibrated on "
                 f"{len(calib)} training trials; data from scripts/make_trials.py "
-                "(synthetic kinematic + real-derived; see docs/VALIDATION.md)"
+                + (
+                    "(synthetic kinematic + real-derived; see docs/VALIDATION.md)"
+                    if variant != "hand"
+                    else "synthetic kinematic trials with world landmarks, hand-frame features "
+                    "(train_scorer.hand_dataset; see docs/VALIDATION.md)"
+                )
             ),
             **sig,
             "features": list(feature_names(variant)),  # type: ignore[arg-type]
@@ -402,7 +444,8 @@ def train_variant(
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", default=str(REPO / ".cache" / "trials" / "dataset.npz"))
-    p.add_argument("--variant", choices=["both", "2d", "3d"], default="both")
+    p.add_argument("--variant", choices=["both", "2d", "3d", "hand"], default="both")
+    p.add_argument("--hand-trials", type=int, default=1000, help="hand variant: training trials per score")
     p.add_argument("--models-dir", default=str(REPO / "models"))
     p.add_argument("--float-dir", default=str(REPO / ".cache" / "scorer"))
     p.add_argument("--seed", type=int, default=1234)
@@ -422,10 +465,18 @@ def main() -> int:
             "scripts/train_scorer.py"
         ) from None
     data = Path(args.data)
-    if not data.is_file():
+    if args.variant == "hand":
+        n_train = 40 if args.small else args.hand_trials
+        # keyed by the code that makes the trials and their features: a change re-generates
+        sources = ("synthetic.py", "features.py", "calibration.py", "kinematics.py")
+        code = hashlib.sha256(b"".join((REPO / "device" / "trial" / f).read_bytes() for f in sources))
+        cache = Path(args.float_dir) / f"hand_dataset_{n_train}_{code.hexdigest()[:12]}.npz"
+        ds = hand_dataset(n_train, max(10, n_train // 6), cache)
+    elif not data.is_file():
         raise SystemExit(f"train_scorer: {data} not found: run scripts/make_trials.py first")
-    with np.load(data) as f:
-        ds = {k: f[k] for k in f.files}
+    else:
+        with np.load(data) as f:
+            ds = {k: f[k] for k in f.files}
     cfg = {
         "units": 16 if args.small else 32,
         "dropout": 0.2,

@@ -125,6 +125,9 @@ def test_a_reference_trial_then_the_affected_hand_scored_against_it_as_the_cli_s
     assert (s.mode, s.reference_trial_id) == ("reference", ref.id)
     stored = s.detail["details"]
     assert stored["mode"] == "reference" and len(stored["reference"]["ratio"]) == 4
+    # the tracker's world landmarks were kept with both trials (issue 16)
+    assert aff.has_world and ref.has_world
+    assert a.store.load_trial(aff.id).has_world and a.store.load_trial(ref.id).has_world
 
     # the daemon's result is Decider.score(affected, reference=...) on the stored landmarks
     decider = Decider(a.config, state_dir=a.state_dir)

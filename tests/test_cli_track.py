@@ -48,14 +48,40 @@ def test_track_writes_json_and_overlay(tmp_path: Path, sample_video: Path) -> No
     assert (data["width"], data["height"]) == (306, 244) and data["fps"] == pytest.approx(15)
     assert len(data["frames"]) == 77
     f = data["frames"][40]
-    assert set(f) == {"index", "t", "detected", "presence", "handedness", "landmarks"}
+    assert set(f) == {"index", "t", "detected", "presence", "handedness", "landmarks", "world"}
     assert f["index"] == 40 and f["t"] == pytest.approx(40 / 15)
     assert f["detected"] and f["handedness"] == "Right"
     assert np.array(f["landmarks"]).shape == (21, 3)
     assert sum(fr["detected"] for fr in data["frames"]) >= 76
+    # world landmarks: metres in the hand's own frame (an adult hand: wrist to middle-finger
+    # knuckle 6-12 cm, every point within 25 cm of the origin near the hand's centre)
+    world = np.array(f["world"])
+    assert world.shape == (21, 3) and np.isfinite(world).all()
+    assert 0.06 < np.linalg.norm(world[9] - world[0]) < 0.12
+    assert np.abs(world).max() < 0.25
+    assert all((fr["world"] is None) == (fr["landmarks"] is None) for fr in data["frames"])
+    # and the file reads back as a trial with world landmarks
+    from device.trial.io import load_track_json
+
+    trial = load_track_json(out)
+    assert trial.has_world and trial.world is not None
+    np.testing.assert_allclose(trial.world[40], world, atol=1e-6)
     cap = cv2.VideoCapture(str(ov))
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 77
     cap.release()
+
+
+def test_score_video_builds_a_trial_with_world_landmarks(sample_video: Path) -> None:
+    from device.config import Config, ModelsConfig
+    from device.scoring.cli import trial_from_video
+
+    trial = trial_from_video(str(sample_video), Config(models=ModelsConfig(complexity="lite")), None)
+    assert trial.num_frames == 77 and trial.has_world and trial.world is not None
+    tracked = trial.detected
+    assert tracked.sum() >= 76
+    assert np.isfinite(trial.world[tracked]).all() and np.isnan(trial.world[~tracked]).all()
+    span = np.linalg.norm(trial.world[tracked, 9] - trial.world[tracked, 0], axis=1)
+    assert ((span > 0.06) & (span < 0.12)).all()  # wrist to middle knuckle, metres
 
 
 def test_track_rotated_output_size(tmp_path: Path, sample_video: Path) -> None:

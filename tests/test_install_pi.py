@@ -182,7 +182,10 @@ def test_install_into_a_root_passes_check_config(installed: Installed) -> None:
     assert check_password_hash(cfg["web"]["password_hash"], pw_file.read_text().strip())
     assert "clinician_password_hash" not in installed.config.read_text()
     sst = (root / "var/lib/flexscore").stat()
-    assert (stat.S_IMODE(sst.st_mode), sst.st_uid, sst.st_gid) == (0o750, uid, gid)
+    assert (stat.S_IMODE(sst.st_mode), sst.st_uid, sst.st_gid) == (0o700, uid, gid)  # as StateDirectoryMode
+    # the HTTPS certificate, made as the service user
+    assert (root / "var/lib/flexscore/tls/key.pem").stat().st_uid == uid
+    assert "SHA-256 fingerprint " in out
     assert installed.unit.read_text() == (REPO / "systemd/flexscore.service").read_text()
 
 
@@ -242,8 +245,9 @@ def test_a_rerun_repairs_an_install_broken_by_the_old_installer(installed: Insta
     (wheel,) = wheels.glob("flexscore-*.whl")
     proc = installed.install("--source", str(wheel))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "renamed web.password_hash" in proc.stdout
+    assert "written again with the same password hash" in proc.stdout
     assert installed.config.read_text() == text  # the same hash: the password file stays valid
+    assert "clinician_password_hash" in installed.config.with_suffix(".toml.old").read_text()
     assert f"{installed.config}: OK" in proc.stdout
     assert installed.unit.is_file()
 
@@ -252,7 +256,8 @@ def test_the_installer_stops_at_a_config_that_fails_check_config(installed: Inst
     text = installed.config.read_text()
     installed.unit.unlink()
     try:
-        installed.config.write_text(text.replace("port = 8080", "port = 80800"))
+        assert "\nport = 8443\n" in text
+        installed.config.write_text(text.replace("\nport = 8443\n", "\nport = 80800\n"))
         proc = installed.install("--source", str(installed.source))
         assert proc.returncode == 1
         assert "config key 'web.port'" in proc.stderr

@@ -70,7 +70,13 @@ def hand(t: float, detected: bool = True) -> HandObservation:
         frame_index=0, t=t, image_size=(640, 480), detected=detected,
         presence=0.99 if detected else 0.0, handedness="Right" if detected else None,
         handedness_score=0.9, landmarks=lm if detected else None,
+        world_landmarks=world_of(lm) if detected else None,
     )  # fmt: skip
+
+
+def world_of(lm: np.ndarray) -> np.ndarray:
+    """The tracker's world landmarks for these image landmarks (metres about the wrist)."""
+    return ((lm - lm[:1]) * 3e-4).astype(np.float32)
 
 
 def make(
@@ -117,6 +123,9 @@ def test_a_whole_trial_by_button() -> None:
     assert h.states == [S.COUNTDOWN, S.RECORDING, S.SCORING, S.RESULT]
     (trial,) = h.scored
     assert 170 <= trial.num_frames <= 185 and trial.duration == pytest.approx(5.9, abs=0.2)
+    # each frame's world landmarks are kept with its image landmarks
+    assert trial.has_world and trial.world is not None
+    np.testing.assert_array_equal(trial.world, np.stack([world_of(f) for f in trial.landmarks]))
     info = h.rec.info
     assert info is not None and info.result == FakeResult(2) and info.quality is not None
     assert info.quality.ok and info.origin == "button" and info.finished_at is not None

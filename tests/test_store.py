@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import io
+import json
 import sqlite3
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -226,9 +229,46 @@ def test_one_writer_many_threads(store: Store) -> None:
     store.checkpoint()
 
 
+def world_of(trial: Trial) -> np.ndarray:
+    """World landmarks for a trial: metres about the wrist, NaN where no hand."""
+    lm = np.nan_to_num(trial.landmarks, nan=0.0)
+    world = (lm - lm[:, :1]) * 0.0004
+    world[~trial.detected] = np.nan
+    return world.astype(np.float32)
+
+
+def encode_v1(trial: Trial) -> bytes:
+    """A blob exactly as the ``npz-v1`` encoder (schema 1-2) wrote it: no world landmarks."""
+    buf = io.BytesIO()
+    meta = {"side": trial.side, "mirrored": trial.mirrored, "has_z": trial.has_z}
+    np.savez_compressed(
+        buf,
+        landmarks=trial.landmarks.astype(np.float32),
+        t=trial.t.astype(np.float64),
+        presence=trial.presence.astype(np.float32),
+        handedness=np.array([h or "" for h in trial.handedness], dtype="U5"),
+        image_size=np.array(trial.image_size, dtype=np.int64),
+        meta=np.array(json.dumps(meta)),
+    )
+    return buf.getvalue()
+
+
 def test_blob_round_trip_and_corruption() -> None:
     trial = make_trial(5)
     assert decode_trial(encode_trial(trial)).num_frames == 5
+    assert decode_trial(encode_trial(trial)).world is None
+    assert decode_trial(encode_v1(trial), "npz-v1").world is None
+    with_world = replace(trial, world=world_of(trial))
+    back = decode_trial(encode_trial(with_world))
+    assert back.world is not None and back.world.dtype == np.float32
+    np.testing.assert_array_equal(back.world, with_world.world)
+    bad = io.BytesIO()
+    with np.load(io.BytesIO(encode_trial(with_world))) as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["world"] = arrays["world"][:3]  # world rows that do not match the frames
+    np.savez_compressed(bad, **arrays)
+    with pytest.raises(StoreError, match=r"corrupt.*world landmarks must have shape"):
+        decode_trial(bad.getvalue())
     with pytest.raises(StoreError, match="corrupt"):
         decode_trial(b"garbage")
     with pytest.raises(StoreError, match="unknown landmark format"):
@@ -259,6 +299,8 @@ def test_recorder_sink_persists_each_outcome(store: Store) -> None:
     sink = RecorderSink(store, lambda change: trial_outcome(change, model_version="test"))
     rec.add_listener(sink)
 
+    world = np.linspace(-0.06, 0.06, 63, dtype=np.float32).reshape(21, 3)  # metres
+
     def run_trial(hand: bool) -> None:
         rec.start(side="right", origin="web")
         now[0] += 3.0
@@ -277,6 +319,7 @@ def test_recorder_sink_persists_each_outcome(store: Store) -> None:
                     presence=0.9 if hand else 0.0,
                     handedness="Left" if hand else None,  # unmirrored view: the right hand
                     landmarks=lm if hand else None,
+                    world_landmarks=world + i * 1e-4 if hand else None,
                 )
             )
 
@@ -294,4 +337,92 @@ def test_recorder_sink_persists_each_outcome(store: Store) -> None:
     assert scored.score.model_version == "test"
     assert scored.quality is not None and scored.quality["ok"] and scored.side == "right"
     assert trials[1].reasons[0]["code"] == "no_hand"
+    # the tracker's world landmarks are stored with the trial and come back
+    assert scored.has_world and not trials[1].has_world
+    kept = store.load_trial(scored.id)
+    assert kept.world is not None and kept.has_world and kept.world.shape == (kept.num_frames, 21, 3)
+    tracked = np.flatnonzero(kept.detected)
+    assert np.isfinite(kept.world[tracked]).all() and np.isnan(kept.world[~kept.detected]).all()
+    steps = np.diff(kept.world[tracked, 0, 0])
+    np.testing.assert_allclose(steps, 1e-4 * np.diff(tracked), atol=1e-6)  # each frame its own world
     assert sink.last_error is None and sink.ids == {}
+
+
+def test_world_landmarks_are_kept_with_the_trial(store: Store, db_path: Path) -> None:
+    flat = make_trial()
+    trial = replace(flat, world=world_of(flat))
+    a = store.begin_trial(side="left")
+    store.finish_trial(a, "scored", trial=trial, score=SCORE)
+    b = store.begin_trial(side="left")
+    store.finish_trial(b, "scored", trial=flat, score=SCORE)  # a 2D-only source: no world
+    rows = raw(db_path, "SELECT trial_id, format, world FROM landmarks ORDER BY trial_id")
+    assert rows == [(a, "npz-v2", 1), (b, "npz-v2", 0)]
+    ra, rb = store.get_trial(a), store.get_trial(b)
+    assert ra is not None and ra.has_world and rb is not None and not rb.has_world
+    back = store.load_trial(a)
+    assert back.world is not None and back.has_world
+    np.testing.assert_array_equal(back.world, trial.world)
+    np.testing.assert_array_equal(back.landmarks, trial.landmarks)
+    assert store.load_trial(b).world is None
+
+
+def make_v2_store(path: Path, trial: Trial) -> None:
+    """A database exactly as schema 2 left it: one scored trial, its landmarks an npz-v1 blob."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path)
+    try:
+        conn.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)")
+        for version in (1, 2):
+            for statement in MIGRATIONS[version - 1]:
+                conn.execute(statement)
+            conn.execute("INSERT INTO schema_version VALUES (?, '2026-01-01T00:00:00+00:00')", (version,))
+        conn.execute(
+            "INSERT INTO trials (id, side, status, origin, started_at, finished_at) VALUES "
+            "(1, 'left', 'scored', 'web', '2026-01-02T10:00:00+00:00', '2026-01-02T10:00:09+00:00')"
+        )
+        conn.execute(
+            "INSERT INTO landmarks (trial_id, format, num_frames, data) VALUES (1, 'npz-v1', ?, ?)",
+            (trial.num_frames, encode_v1(trial)),
+        )
+        conn.execute(
+            "INSERT INTO scores (trial_id, created_at, final_score, mode) "
+            "VALUES (1, '2026-01-02T10:00:09+00:00', 2, 'absolute')"
+        )
+        conn.commit()
+    finally:
+        conn.close()
+
+
+def test_a_schema_2_store_migrates_and_its_trials_load_without_world(tmp_path: Path) -> None:
+    from trial_helpers import synth
+
+    from device.config import Config
+    from device.scoring.decide import Decider
+
+    old = synth(2, seed=11)
+    path = tmp_path / "state" / "flexscore.db"
+    make_v2_store(path, old)
+    with Store(path) as store:
+        assert store.schema_version() == SCHEMA_VERSION >= 3
+        assert raw(path, "SELECT format, world FROM landmarks") == [("npz-v1", 0)]
+        rec = store.get_trial(1)
+        assert rec is not None and rec.has_landmarks and not rec.has_world
+        back = store.load_trial(1)
+        assert back.world is None and not back.has_world
+        np.testing.assert_array_equal(back.landmarks, old.landmarks)
+        # it scores (through the path for trials without world landmarks) as before storing
+        decider = Decider(Config())
+        again, direct = decider.score(back), decider.score(old)
+        assert again.status == direct.status and again.score == direct.score
+        assert again.probabilities == direct.probabilities
+        # the migrated store keeps world landmarks of new trials
+        new = store.begin_trial(side="left")
+        store.finish_trial(new, "scored", trial=replace(old, world=world_of(old)), score=SCORE)
+        assert store.load_trial(new).has_world
+    with Store(path) as store:
+        assert store.schema_version() == SCHEMA_VERSION
+        assert raw(path, "SELECT format, world FROM landmarks ORDER BY trial_id") == [
+            ("npz-v1", 0),
+            ("npz-v2", 1),
+        ]
+        assert store.integrity_check() == ["ok"]

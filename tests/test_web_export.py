@@ -6,6 +6,7 @@ import csv
 import io
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -163,6 +164,15 @@ def test_landmark_downloads(clinician: FlaskClient, fake: FakeServices) -> None:
     assert lm.shape == (stored.num_frames, 21, 3)
     assert np.allclose(lm, stored.landmarks, atol=0.01)
     assert len(doc["t"]) == stored.num_frames and doc["image_size"] == [640, 480]
+    assert doc["world"] is None  # the fake tracker gives no world landmarks
+    # a trial with world landmarks (metres) exports them beside the image landmarks
+    world = np.where(stored.detected[:, None, None], np.float32(0.01) * np.arange(63).reshape(21, 3), np.nan)
+    with_world = fake.store.begin_trial()
+    fake.store.finish_trial(with_world, "scored", trial=replace(stored, world=world.astype(np.float32)))
+    doc = json.loads(clinician.get(f"/export/trials/{with_world}/landmarks.json").data)
+    assert "world: metres" in doc["units"]
+    got = np.array(doc["world"], dtype=float)  # null (no hand) → NaN, as for "landmarks"
+    np.testing.assert_allclose(got, world, atol=1e-5, equal_nan=True)
     cancelled_fake_trial = fake.store.begin_trial()
     fake.store.finish_trial(cancelled_fake_trial, "cancelled")
     assert clinician.get(f"/export/trials/{cancelled_fake_trial}/landmarks.json").status_code == 404

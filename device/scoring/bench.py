@@ -31,9 +31,10 @@ def bench_scoring(
 ) -> dict[str, Any]:
     """Median milliseconds per trial for each stage, on a synthetic 6 s, 30 fps trial.
 
-    Keys: ``features_ms`` (2D and 3D), ``rnn_ms`` (model invoke incl. (de)quantisation),
-    ``rule_ms``, ``total_ms`` (the full :meth:`Decider.score`, gates included), ``model``,
-    ``frames``, ``repeats``. The first call (model load) is excluded.
+    Keys: ``features_ms`` (of the scorer in use: hand frame by default), ``rnn_ms`` (model
+    invoke incl. (de)quantisation), ``rule_ms``, ``total_ms`` (the full
+    :meth:`Decider.score`, gates included), ``model``, ``frames``, ``repeats``. The first
+    call (model load) is excluded.
     """
     cfg = cfg or Config()
     rng = np.random.default_rng(0)
@@ -41,7 +42,7 @@ def bench_scoring(
     trial, _ = make_trial(2, rng, options=opts, noise=False)
     decider = Decider(cfg, models_dir)
     try:
-        rnn = decider.rnn_for(trial.has_z)
+        rnn = decider.rnn_for(trial.has_z, trial.has_world)  # the hand-frame scorer by default
         feats = trial_features(trial, rnn.variant)
         decider.score(trial)  # warm-up: load + first invoke
         out = {

@@ -15,7 +15,9 @@ equally. A session may therefore record a **reference trial** of the unaffected 
    impaired too).
 2. :func:`apply_reference` turns the absolute result into the reference-mode result. The
    affected hand's per-finger peak closure is divided by the reference's (measured the same
-   way: 2D when either trial lacks z), and
+   way: in the hand frame when both have world landmarks — then their closing movements
+   (excursions) are compared, and a reference must *move* at least ``REFERENCE_MIN_PEAK`` of
+   a fist — else 2D when either trial lacks z), and
 
    =========================  ===================================================
    absolute result            reference-mode score
@@ -63,13 +65,19 @@ def _other(side: Side | None) -> Side | None:
     return None if side is None else ("left" if side == "right" else "right")
 
 
+def without_world(trial: Trial) -> Trial:
+    """The same trial without world landmarks (measured on the image landmarks)."""
+    return trial if trial.world is None else dataclasses.replace(trial, world=None)
+
+
 def as_2d(trial: Trial) -> Trial:
-    """The same trial without z (so a 2D and a 3D trial are measured alike)."""
-    if not trial.has_z:
+    """The same trial without z and without world landmarks (so a 2D and a 3D trial are
+    measured alike: no 3D information is left)."""
+    if not trial.has_z and trial.world is None:
         return trial
     lm = trial.landmarks.copy()
     lm[..., 2] = np.nan
-    return dataclasses.replace(trial, landmarks=lm, has_z=False)
+    return dataclasses.replace(trial, landmarks=lm, has_z=False, world=None)
 
 
 @dataclass(frozen=True)
@@ -119,14 +127,18 @@ def reference_profile(
     m = RuleScorer().measure(as_2d(ref) if as_2d_measure else ref)
     peak = tuple(float(v) for v in m["cautious_peak"])
     exc = tuple(float(v) for v in m["excursion"])
-    if float(np.mean(peak)) < REFERENCE_MIN_PEAK:
+    # In the hand frame the reference's *movement* counts (a hand resting half-closed has a
+    # high peak and no excursion); on image landmarks its cautious peak closure.
+    reach = exc if m["method"] == "hand" else peak
+    if float(np.mean(reach)) < REFERENCE_MIN_PEAK:
+        what = "closing movement" if m["method"] == "hand" else "peak closure"
         return ReferenceProfile(
             usable=False,
             peak=peak,
             excursion=exc,
             method=m["method"],
             reasons=(
-                f"the reference hand hardly closed (mean peak closure {np.mean(peak):.0%}, "
+                f"the reference hand hardly closed (mean {what} {np.mean(reach):.0%}, "
                 f"needs {REFERENCE_MIN_PEAK:.0%}): it cannot stand for the unaffected hand; "
                 "scored in the absolute mode",
             ),
@@ -138,7 +150,12 @@ def reference_profile(
 def apply_reference(
     absolute: Result, trial: Trial, reference: Trial, cfg: TrialConfig | None = None
 ) -> Result:
-    """The reference-mode result for ``trial`` given the absolute one (module docstring)."""
+    """The reference-mode result for ``trial`` given the absolute one (module docstring).
+
+    Both hands are measured alike: in the hand's own frame when both trials have world
+    landmarks, else on the image landmarks (2D when either lacks z)."""
+    if not (trial.has_world and reference.has_world):
+        trial, reference = without_world(trial), without_world(reference)
     use_2d = not (trial.has_z and reference.has_z)
     profile = reference_profile(reference, cfg, as_2d_measure=use_2d)
     details = dict(absolute.details)
@@ -150,8 +167,13 @@ def apply_reference(
     if absolute.status != "scored" or absolute.score is None:
         return dataclasses.replace(absolute, details=details)
     m = RuleScorer().measure(as_2d(trial) if use_2d else trial)
-    ref_peak = np.maximum(np.asarray(profile.peak), 1e-3)
-    ratio = np.asarray(m["cautious_peak"]) / ref_peak
+    if profile.method == "hand" and m["method"] == "hand":
+        # hand frame: the two hands' closing movements (excursions) compared
+        ref_reach = np.maximum(np.asarray(profile.excursion), 1e-3)
+        ratio = np.asarray(m["excursion"]) / ref_reach
+        details["reference"]["affected_excursion"] = [round(float(v), 3) for v in m["excursion"]]
+    else:
+        ratio = np.asarray(m["cautious_peak"]) / np.maximum(np.asarray(profile.peak), 1e-3)
     details["reference"]["affected_peak_closure"] = [round(float(v), 3) for v in m["cautious_peak"]]
     details["reference"]["ratio"] = [round(float(v), 3) for v in ratio]
     per_finger = ", ".join(f"{n} {r:.0%}" for n, r in zip(FINGERS, ratio, strict=True))

@@ -1,10 +1,11 @@
 """The int8 TFLite RNN scorer.
 
+``models/scorer_hand_int8.tflite`` (hand-frame features from world landmarks, the default),
 ``models/scorer_int8.tflite`` (features with z) and ``models/scorer_2d_int8.tflite`` (x, y
 only) are small LSTM classifiers trained by ``scripts/train_scorer.py``. Their manifest
 entries (``"kind": "scorer"``) carry what the device needs to feed them:
 
-* ``variant``: "3d" or "2d" (which :mod:`device.trial.features` columns),
+* ``variant``: "hand", "3d" or "2d" (which :mod:`device.trial.features` columns),
 * ``features``: the column names (checked against this code's feature list),
 * ``steps``: time steps (200),
 * ``normalization``: ``{"mean": [...], "std": [...]}`` per feature (from the training set).
@@ -30,8 +31,8 @@ from device.vision.runtime import TFLiteModel, load_manifest, load_model
 
 log = logging.getLogger(__name__)
 
-MODEL_NAMES: dict[str, str] = {"3d": "scorer_int8", "2d": "scorer_2d_int8"}
-FLOAT_MODEL_NAMES: dict[str, str] = {"3d": "scorer_fp32", "2d": "scorer_2d_fp32"}
+MODEL_NAMES: dict[str, str] = {"3d": "scorer_int8", "2d": "scorer_2d_int8", "hand": "scorer_hand_int8"}
+FLOAT_MODEL_NAMES: dict[str, str] = {"3d": "scorer_fp32", "2d": "scorer_2d_fp32", "hand": "scorer_hand_fp32"}
 
 
 class RNNScorer:
@@ -52,7 +53,8 @@ class RNNScorer:
             )
         if entry.get("kind") != "scorer":
             raise ModelError(f"manifest entry '{name}' is not a scorer (kind={entry.get('kind')})")
-        self.variant: Variant = "2d" if entry.get("variant") == "2d" else "3d"
+        variant = entry.get("variant")
+        self.variant: Variant = variant if variant in ("2d", "hand") else "3d"
         names = tuple(entry.get("features", ()))
         if names != feature_names(self.variant):
             raise ModelError(

@@ -2,7 +2,11 @@
 
 Per finger (index, middle, ring, pinky) and per resampled step, a *closure* in [0, 1]:
 
-* with z (3D): the sum of the MCP, PIP and DIP bend angles, 0 at ``OPEN_BEND`` and 1 at
+* with world landmarks (the hand's own frame, the appliance's default): the finger's summed
+  MCP + PIP + DIP flexion in degrees (:mod:`device.trial.kinematics`), 0 at what a real open
+  hand reads and 1 at what a real fist reads (:mod:`device.trial.calibration`). It does not
+  change when the hand or the camera turns; the reasons give the degrees;
+* with z (3D, image landmarks only): the sum of the MCP, PIP and DIP bend angles, 0 at ``OPEN_BEND`` and 1 at
   ``FIST_BEND`` (a fist bends the three joints by ≈ 85° + 100° + 70°);
 * without z (2D): the larger of two measures, so a fist seen from the palm or from the
   side both count — how far the fingertip has travelled down the palm axis, from its most
@@ -11,7 +15,10 @@ Per finger (index, middle, ring, pinky) and per resampled step, a *closure* in [
   and how far it has come towards the palm centre, from its farthest (at least
   ``MIN_OPEN_DIST_2D``) to ``FIST_DIST_2D`` (real fists: index ≈ 0.45, others 0.1–0.3).
 
-The curves are smoothed over ``SMOOTH_STEPS`` steps. A finger's *peak* is the maximum of
+In the hand frame the curve is smoothed over ``HAND_SMOOTH_S`` seconds, a finger's *peak* is
+its maximum and its *excursion* the most its closure rises above its lowest value before
+that moment (the closing movement; holding a posture or opening counts nothing). On image
+landmarks the curves are smoothed over ``SMOOTH_STEPS`` steps. A finger's *peak* is the maximum of
 its smoothed closure (a short hold of the fist counts); its *excursion* is its closing
 movement: the larger of (a) the robust peak (90th percentile, so a few noisy steps do not
 count as movement) minus the lowest closure before the first maximum and (b) the most
@@ -23,9 +30,13 @@ in a fist, opens and closes again with its second closing; opening alone counts 
 score      when
 =========  ==========================================================================
 2          every finger peaks at ≥ ``FULL`` and the mean excursion is ≥ ``FULL_EXCURSION``
-0          no finger moves more than ``trace_3d`` (3D) or ``trace_2d`` (2D)
+0          no finger moves more than ``trace_hand`` (world), ``trace_3d`` (3D) or ``trace_2d`` (2D)
 1          otherwise (some, but clearly incomplete, range; or only some fingers)
 =========  ==========================================================================
+
+The item scores *active movement, not posture*: a hand that rests half-closed, or in a fist,
+and does not move has no excursion and scores 0. A result within ``margin`` of a threshold
+is marked ``borderline`` in its details (the decision then asks for review).
 
 The rule has no probabilities; its result feeds :mod:`device.scoring.decide` as a
 cross-check of the RNN and as the explanation given to the clinician.
@@ -41,6 +52,7 @@ import numpy as np
 
 from device.errors import InputError
 from device.scoring.types import Result
+from device.trial.calibration import degrees_from_closure, world_closure
 from device.trial.features import (
     N_STEPS,
     bend_angles,
@@ -66,6 +78,10 @@ MIN_OPEN_DIST_2D = 1.2
 FIST_DIST_2D = 0.45
 PALM_POINTS = (0, 5, 9, 13, 17)
 SMOOTH_STEPS = 15
+# Hand frame: the world closure jitters by ≈ 0.03 per frame (still real hands); a 0.2 s
+# moving average keeps a quick fist's height.
+HAND_SMOOTH_S = 0.2
+HAND_MOVED_S = 0.5  # … and over 0.5 s to tell a movement from none
 CLOSING_SMOOTH_STEPS = 31
 
 
@@ -78,6 +94,12 @@ class RuleThresholds:
     # (measured on synthetic score-0 trials with tracker-like noise, 95th percentile).
     trace_3d: float = 0.25
     trace_2d: float = 0.20
+    # World landmarks: a still open hand's fingers wander by ≈ 0.1 of the open→fist range
+    # (real clips, p5–p95 of the open frames, scripts/calibrate_world.py), an open hand
+    # turning edge-on by ≈ 0.15; a clear partial movement is ≥ 0.3.
+    trace_hand: float = 0.25
+    # Within this distance of a threshold the result is "borderline" (review).
+    margin: float = 0.07
 
 
 def _smooth(x: np.ndarray, k: int) -> np.ndarray:
@@ -101,6 +123,15 @@ def finger_closure_bounds(trial: Trial, steps: int = N_STEPS) -> tuple[np.ndarra
         raise InputError(
             f"a trial needs at least 2 frames over a positive time span (got {trial.num_frames} frame(s))"
         )
+    if trial.has_world:
+        closure_t, _deg, _observed = world_closure(trial)
+        grid = np.linspace(trial.t[0], trial.t[-1], steps)
+        resampled = np.stack([np.interp(grid, trial.t, closure_t[:, f]) for f in range(4)], axis=1)
+        # Smoothed over a fixed time (not a share of the trial): a quick fist held 0.3 s
+        # keeps its height in a 6 s recording.
+        k = max(1, round(HAND_SMOOTH_S / max((grid[-1] - grid[0]) / (steps - 1), 1e-9)))
+        closure = np.clip(_smooth(resampled, k | 1), 0.0, 1.0)
+        return closure, closure, "hand"
     lm, _observed = resample_landmarks(trial.landmarks, trial.t, steps)
     if trial.has_z:
         bend = bend_angles(lm)  # [steps, 15]; fingers start at column 3
@@ -127,6 +158,11 @@ def finger_closure(trial: Trial, steps: int = N_STEPS) -> tuple[np.ndarray, str]
     return closure, method
 
 
+def _rise(closure: np.ndarray) -> np.ndarray:
+    """Per finger: the most the closure rises above its lowest value before that moment."""
+    return np.asarray(np.clip((closure - np.minimum.accumulate(closure, axis=0)).max(axis=0), 0.0, 1.0))
+
+
 def _excursion(closure: np.ndarray) -> np.ndarray:
     """Per finger: the larger of the robust peak (90th percentile, so a few noisy steps do
     not count as movement) minus the lowest closure before the maximum, and the most the
@@ -149,24 +185,42 @@ class RuleScorer:
 
     def measure(self, trial: Trial) -> dict[str, Any]:
         closure, cautious, method = finger_closure_bounds(trial)
+        if method == "hand":
+            # the closing movement: the most the (smoothed) closure rises above its lowest
+            # value before that moment — a held posture, or opening, counts nothing
+            exc = _rise(closure)
+            # "moved at all" (0 or not) on a curve smoothed further, so jitter is no movement
+            k = max(1, round(closure.shape[0] * HAND_MOVED_S / max(trial.duration, 1e-9)))
+            slow = _smooth(closure, k | 1)
+            moved = _rise(slow)
+        else:
+            exc, moved = _excursion(closure), _excursion(cautious)
         return {
             "method": method,
-            "peak": closure.max(axis=0),  # the curve is already smoothed over SMOOTH_STEPS
-            "excursion": _excursion(closure),
-            "moved": _excursion(cautious),
+            "peak": closure.max(axis=0),  # the curve is already smoothed
+            "excursion": exc,
+            "moved": moved,
             "cautious_peak": cautious.max(axis=0),
             "start": closure[:10].mean(axis=0),
+            # how much the mean closure still rose over the last 5 % of the trial
+            "end_rise": float(max(0.0, closure[-1].mean() - closure[-1 - len(closure) // 20].mean())),
         }
 
-    def score(self, trial: Trial) -> Result:
+    def _trace(self, method: str) -> float:
         th = self.thresholds
+        return {"hand": th.trace_hand, "3d": th.trace_3d}.get(method, th.trace_2d)
+
+    def score(self, trial: Trial) -> Result:
         m = self.measure(trial)
+        if m["method"] == "hand":
+            return self._score_hand(m)
+        th = self.thresholds
         peak, exc = m["peak"], m["excursion"]
         fingers = ", ".join(f"{n} {p:.0%}" for n, p in zip(FINGERS, peak, strict=True))
         if peak.min() >= th.full and exc.mean() >= th.full_excursion:
             score = 2
             why = f"all four fingers closed fully (peak closure {fingers})"
-        elif m["moved"].max() < (trace := th.trace_3d if m["method"] == "3d" else th.trace_2d):
+        elif m["moved"].max() < (trace := self._trace(m["method"])):
             score = 0
             why = (
                 f"no finger moved more than {trace:.0%} of its range "
@@ -197,6 +251,71 @@ class RuleScorer:
             score=score,
             confidence=1.0,
             reasons=(f"range-of-motion rule: {score} — {why}",),
+            details=details,
+            rule_score=score,
+        )
+
+    def _score_hand(self, m: dict[str, Any]) -> Result:
+        """The rule on hand-frame closure, with reasons in degrees."""
+        th = self.thresholds
+        peak, exc, start, moved = m["peak"], m["excursion"], m["start"], m["moved"]
+        peak_deg = degrees_from_closure(peak)
+        start_deg = degrees_from_closure(start)
+        full_deg = degrees_from_closure(th.full)
+        fingers = ", ".join(
+            f"{n} {s:.0f}° → {p:.0f}°" for n, s, p in zip(FINGERS, start_deg, peak_deg, strict=True)
+        )
+        moved_most = int(np.argmax(moved))
+        span_deg = degrees_from_closure(1.0) - degrees_from_closure(0.0)
+        moved_deg = float(moved[moved_most] * span_deg[moved_most])
+        if peak.min() >= th.full and exc.mean() >= th.full_excursion:
+            score = 2
+            why = f"every finger closed into a full fist (flexion start → peak: {fingers})"
+        elif moved.max() < th.trace_hand:
+            score = 0
+            why = (
+                f"no finger flexed actively: the largest closing movement was {moved_deg:.0f}° "
+                f"({FINGERS[moved_most]}, {moved[moved_most]:.0%} of the way to a fist; a movement "
+                f"counts from {th.trace_hand:.0%}) — flexion start → peak: {fingers}"
+            )
+        else:
+            score = 1
+            short = [
+                f"{n} {p:.0f}°"
+                for n, p, c in zip(FINGERS, peak_deg, peak, strict=True)
+                if c < th.full
+            ]
+            if short:
+                why = (
+                    f"the fingers flexed but not all fully: {', '.join(short)} stayed below a fist "
+                    f"(≈ {', '.join(f'{d:.0f}°' for d in full_deg)} for index…pinky); "
+                    f"flexion start → peak: {fingers}"
+                )
+            else:
+                why = (
+                    f"the hand was already flexed and closed by only {exc.mean():.0%} of the way "
+                    f"to a fist on average (needs {th.full_excursion:.0%} from open): {fingers}"
+                )
+        # The decisive quantities: 2 needs both the peak and the excursion over their
+        # thresholds; 0 needs every excursion under the trace.
+        to_full = min(float(peak.min()) - th.full, float(exc.mean()) - th.full_excursion)
+        to_trace = float(moved.max()) - th.trace_hand
+        borderline = bool(abs(to_full) < th.margin or abs(to_trace) < th.margin)
+        details = {
+            "method": "hand",
+            "peak_closure": [round(float(v), 3) for v in peak],
+            "excursion": [round(float(v), 3) for v in exc],
+            "start_closure": [round(float(v), 3) for v in start],
+            "peak_deg": [round(float(v), 1) for v in peak_deg],
+            "start_deg": [round(float(v), 1) for v in start_deg],
+            "borderline": borderline,
+            "end_rise": round(m["end_rise"], 3),
+        }
+        return Result(
+            status="scored",
+            score=score,
+            confidence=1.0,
+            reasons=(f"range-of-motion rule (hand frame): {score} — {why}",),
             details=details,
             rule_score=score,
         )

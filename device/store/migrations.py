@@ -82,6 +82,13 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE scores ADD COLUMN reference_trial_id INTEGER REFERENCES trials(id)",
         "CREATE INDEX trials_patient_role ON trials(patient_id, role, started_at)",
     ),
+    # 3: world landmarks (issue 16). The landmark model's world output (metres, in the hand's
+    # own frame) is kept with the image landmarks in the same compressed blob, format
+    # 'npz-v2' (device/store/blobs.py); ``world`` says whether a trial's blob holds them, so
+    # trials with a 3D hand frame can be found without decoding. Rows written before this
+    # migration are 'npz-v1' blobs without world landmarks (world = 0): they load with
+    # ``Trial.world`` None and are scored through the 2D path.
+    ("ALTER TABLE landmarks ADD COLUMN world INTEGER NOT NULL DEFAULT 0 CHECK (world IN (0, 1))",),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -77,6 +77,7 @@ class TrialRecord:
     reasons: list[dict[str, str]] = field(default_factory=list)
     score: ScoreRecord | None = None  # the latest score, if any
     has_landmarks: bool = False
+    has_world: bool = False  # its stored landmarks include world landmarks (schema 3)
     role: str = "assessment"  # or "reference" (the unaffected hand)
     profile: dict[str, Any] | None = None  # a reference trial's measured range of motion
 

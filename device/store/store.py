@@ -320,9 +320,9 @@ class Store:
             )
             if blob is not None and trial is not None:
                 c.execute(
-                    "INSERT OR REPLACE INTO landmarks (trial_id, format, num_frames, data) "
-                    "VALUES (?, ?, ?, ?)",
-                    (trial_id, FORMAT, trial.num_frames, blob),
+                    "INSERT OR REPLACE INTO landmarks (trial_id, format, num_frames, data, world) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (trial_id, FORMAT, trial.num_frames, blob, int(trial.has_world)),
                 )
             if score is not None:
                 self._insert_score(c, trial_id, score)
@@ -398,6 +398,7 @@ class Store:
 
     _TRIAL_SELECT = (
         "SELECT t.*, (SELECT COUNT(*) FROM landmarks l WHERE l.trial_id = t.id) AS has_lm, "
+        "(SELECT MAX(l.world) FROM landmarks l WHERE l.trial_id = t.id) AS has_world, "
         "s.id AS s_id, s.created_at AS s_created_at, s.model_version, s.rule_version, "
         "s.probabilities, s.model_score, s.rule_score, s.final_score, s.confidence, s.review, "
         "s.detail, s.mode, s.reference_trial_id FROM trials t LEFT JOIN scores s ON s.id = "
@@ -422,6 +423,7 @@ class Store:
             reasons=_unjson(row["reasons"]) or [],
             score=score,
             has_landmarks=bool(row["has_lm"]),
+            has_world=bool(row["has_world"]),
             role=row["role"],
             profile=_unjson(row["profile"]),
         )
@@ -500,7 +502,8 @@ class Store:
         return self._trial(rows[0]) if rows else None
 
     def load_trial(self, trial_id: int) -> Trial:
-        """The stored landmarks of a trial, ready to re-score."""
+        """The stored landmarks of a trial, ready to re-score (with its world landmarks when
+        they were stored; ``world`` None for a trial stored without them)."""
         rows = self._read("SELECT format, data FROM landmarks WHERE trial_id = ?", (trial_id,))
         if not rows:
             raise StoreError(f"trial {trial_id} has no stored landmarks")

@@ -41,6 +41,13 @@ index  name                 meaning
 60     ``openness3d``        mean of ``tip_palm3d`` over the four fingers
 61     ``closure3d``         as ``closure2d`` from ``openness3d``
 =====  ===================  ====================================================================
+
+``variant="hand"`` (trials with world landmarks): the hand's own frame, 11 columns per step
+(:data:`FEATURES_HAND`) from the calibrated finger closure (:mod:`device.trial.calibration`:
+0 = what the landmark model reads for a real open hand, 1 = a real fist) — ``closure_<f>``
+for index…pinky (clipped to [−0.5, 1.5]), ``rise_<f>`` = closure minus its lowest value so
+far (the closing movement, not the posture), ``closure_mean``, ``closure_spread`` (most
+minus least closed finger: only some fingers closing) and ``observed``.
 """
 
 from __future__ import annotations
@@ -58,7 +65,7 @@ from device.vision.types import NUM_LANDMARKS
 log = logging.getLogger(__name__)
 
 N_STEPS = 200
-Variant = Literal["2d", "3d"]
+Variant = Literal["2d", "3d", "hand"]
 
 WRIST = 0
 PALM_POINTS = (0, 5, 9, 13, 17)
@@ -97,7 +104,15 @@ FEATURES_3D: tuple[str, ...] = (
     "openness3d",
     "closure3d",
 )
-NUM_FEATURES = {"2d": len(FEATURES_2D), "3d": len(FEATURES_3D)}
+HAND_FINGERS = ("index", "middle", "ring", "pinky")
+FEATURES_HAND: tuple[str, ...] = (
+    *(f"closure_{f}" for f in HAND_FINGERS),
+    *(f"rise_{f}" for f in HAND_FINGERS),
+    "closure_mean",
+    "closure_spread",
+    "observed",
+)
+NUM_FEATURES = {"2d": len(FEATURES_2D), "3d": len(FEATURES_3D), "hand": len(FEATURES_HAND)}
 _EPS = 1e-6
 MAX_COORD = 1e6  # |landmark coordinate| in pixels; larger is a tracker fault, not a hand
 
@@ -117,7 +132,7 @@ def _landmarks(landmarks: object, what: str) -> np.ndarray:
 
 
 def feature_names(variant: Variant) -> tuple[str, ...]:
-    return FEATURES_3D if variant == "3d" else FEATURES_2D
+    return {"3d": FEATURES_3D, "hand": FEATURES_HAND}.get(variant, FEATURES_2D)
 
 
 # --------------------------------------------------------------------------- geometry
@@ -293,16 +308,35 @@ def trial_features(trial: Trial, variant: Variant = "3d", steps: int = N_STEPS) 
     Raises :class:`InputError` for a trial of fewer than 2 frames, one without a tracked
     frame, or ``variant="3d"`` on a trial without z.
     """
-    if variant not in ("2d", "3d"):
-        raise InputError(f"feature variant must be '2d' or '3d', got {variant!r}")
+    if variant not in ("2d", "3d", "hand"):
+        raise InputError(f"feature variant must be '2d', '3d' or 'hand', got {variant!r}")
     if trial.num_frames < 2 or trial.duration <= 0:
         raise InputError(
             f"a trial needs at least 2 frames over a positive time span to be scored "
             f"(got {trial.num_frames} frame(s), {trial.duration:.3f} s)"
         )
+    if variant == "hand":
+        return hand_features(trial, steps)
     if variant == "3d" and not trial.has_z:
         raise InputError("this trial has no z coordinate: use the 2D features")
     lm, observed = resample_landmarks(trial.landmarks, trial.t, steps)
     if not trial.has_z:
         lm[..., 2] = 0.0
     return frame_features(lm, left=trial_is_left(trial), observed=observed, variant=variant)
+
+
+def hand_features(trial: Trial, steps: int = N_STEPS) -> np.ndarray:
+    """The ``hand`` feature matrix [steps, 11] (module docstring) of a trial with world
+    landmarks; :class:`InputError` when it has none."""
+    from device.trial.calibration import world_closure  # calibration imports this module's types
+
+    closure_t, _deg, observed_t = world_closure(trial)
+    ts = np.linspace(trial.t[0], trial.t[-1], steps)
+    c = np.stack([np.interp(ts, trial.t, closure_t[:, f]) for f in range(4)], axis=1)
+    c = np.clip(c, -0.5, 1.5)
+    rise = c - np.minimum.accumulate(c, axis=0)
+    nearest = np.clip(np.searchsorted(trial.t, ts), 0, trial.num_frames - 1)
+    observed = observed_t[nearest].astype(np.float64)
+    spread = (c.max(axis=1) - c.min(axis=1))[:, None]
+    cols = [c, rise, c.mean(axis=1, keepdims=True), spread, observed[:, None]]
+    return np.concatenate(cols, axis=1).astype(np.float32)

@@ -7,11 +7,18 @@ The format (one document per recording)::
      "side": "left" | "right",       # optional: affected side
      "frames": [{"index": i, "t": seconds, "detected": bool, "presence": p,
                  "handedness": "Left" | "Right" | null,
-                 "landmarks": [[x, y, z] * 21] | [[x, y] * 21] | null}, ...]}
+                 "landmarks": [[x, y, z] * 21] | [[x, y] * 21] | null,
+                 "world": [[x, y, z] * 21] | null}, ...]}   # optional
 
 Landmarks are pixels of the frame. ``z`` may be missing (2D keypoints from another tracker
 or an older recording): the trial is then marked ``has_z=False`` and its z column is NaN.
 Mixing 2D and 3D frames in one document is an error.
+
+``world`` (optional) is the landmark model's world output: metres, in the hand's own frame
+(origin near the hand's centre), the same joint order. A document where no frame has it —
+another tracker's keypoints, or a file written before world landmarks were kept — gives a
+trial with ``world`` None, scored through the 2D path. On a frame without landmarks it is
+ignored; on a tracked frame it may be null (that frame has no world landmarks).
 """
 
 from __future__ import annotations
@@ -29,6 +36,8 @@ from device.trial.types import Side, Trial
 from device.vision.types import NUM_LANDMARKS
 
 log = logging.getLogger(__name__)
+
+WORLD_DECIMALS = 5  # world landmarks in JSON: metres to 10 µm (the model's own noise is ~mm)
 
 
 def _num(value: Any, where: str) -> float:
@@ -60,6 +69,8 @@ def trial_from_track_doc(doc: Any, *, side: Side | None = None, source: str = "d
     pres = np.zeros(n, dtype=np.float32)
     hands: list[str | None] = []
     dims: set[int] = set()
+    world = np.full((n, NUM_LANDMARKS, 3), np.nan, dtype=np.float32)
+    any_world = False
     for i, fr in enumerate(frames):
         where = f"{source}: frames[{i}]"
         if not isinstance(fr, dict):
@@ -88,6 +99,9 @@ def trial_from_track_doc(doc: Any, *, side: Side | None = None, source: str = "d
             )
         dims.add(arr.shape[1])
         lm[i, :, : arr.shape[1]] = arr
+        if fr.get("world") is not None:
+            world[i] = _world_points(fr["world"], f"{where}.world")
+            any_world = True
         p = fr.get("presence", 1.0)
         pres[i] = _num(p, f"{where}.presence") if p is not None else 1.0
     if len(dims) > 1:
@@ -108,7 +122,20 @@ def trial_from_track_doc(doc: Any, *, side: Side | None = None, source: str = "d
         side=side if side is not None else doc_side,
         mirrored=mirrored,
         has_z=has_z,
+        world=world if any_world else None,
     )
+
+
+def _world_points(pts: Any, where: str) -> np.ndarray:
+    try:
+        arr = np.asarray(pts, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InputError(f"{where} must be 21 numeric [x, y, z] points (metres) or null") from None
+    if arr.shape != (NUM_LANDMARKS, 3):
+        raise InputError(f"{where} must be 21 × [x, y, z] (metres) or null, got shape {arr.shape}")
+    if not np.isfinite(arr).all():
+        raise InputError(f"{where} must be finite numbers (metres)")
+    return arr
 
 
 def load_track_json(path: str | Path, *, side: Side | None = None) -> Trial:
@@ -128,22 +155,24 @@ def load_track_json(path: str | Path, *, side: Side | None = None) -> Trial:
 
 
 def trial_to_track_doc(trial: Trial, *, fps: float | None = None) -> dict[str, Any]:
-    """The inverse of :func:`trial_from_track_doc` (2D points when ``has_z`` is False)."""
+    """The inverse of :func:`trial_from_track_doc` (2D points when ``has_z`` is False; a
+    ``world`` key per frame when the trial has world landmarks)."""
     frames = []
     ncol = 3 if trial.has_z else 2
     for i in range(trial.num_frames):
         row = trial.landmarks[i]
         detected = bool(np.isfinite(row[:, :2]).all())
-        frames.append(
-            {
-                "index": i,
-                "t": round(float(trial.t[i]), 6),
-                "detected": detected,
-                "presence": round(float(trial.presence[i]), 4) if detected else 0.0,
-                "handedness": trial.handedness[i] if detected else None,
-                "landmarks": [[round(float(v), 3) for v in pt[:ncol]] for pt in row] if detected else None,
-            }
-        )
+        frame: dict[str, Any] = {
+            "index": i,
+            "t": round(float(trial.t[i]), 6),
+            "detected": detected,
+            "presence": round(float(trial.presence[i]), 4) if detected else 0.0,
+            "handedness": trial.handedness[i] if detected else None,
+            "landmarks": [[round(float(v), 3) for v in pt[:ncol]] for pt in row] if detected else None,
+        }
+        if trial.world is not None:
+            frame["world"] = world_json(trial.world[i])
+        frames.append(frame)
     rate = fps if fps is not None else trial.fps
     doc: dict[str, Any] = {
         "width": trial.image_size[0],
@@ -155,6 +184,14 @@ def trial_to_track_doc(trial: Trial, *, fps: float | None = None) -> dict[str, A
     if trial.side is not None:
         doc["side"] = trial.side
     return doc
+
+
+def world_json(points: np.ndarray | None) -> list[list[float]] | None:
+    """One frame's world landmarks as JSON: metres rounded to 10 µm, or None if missing."""
+    if points is None or not np.isfinite(points).all():
+        return None
+    rounded: list[list[float]] = np.round(points.astype(np.float64), WORLD_DECIMALS).tolist()
+    return rounded
 
 
 def save_track_json(trial: Trial, path: str | Path) -> None:

@@ -14,9 +14,17 @@ code                fails when
 ``hand_missing``    the hand is tracked on fewer than ``min_presence_share`` of the frames
 ``hand_too_small``  the median hand size (bounding-box long side) is below ``min_hand_px``
 ``hand_cut_by_edge`` more than ``max_edge_cut_share`` of tracked frames have a landmark within
-                    ``edge_margin_px`` of the frame border (or outside it)
+                    ``edge_margin_px`` of the frame border (or outside it); with world
+                    landmarks only the finger joints (MCP to tip) count
 ``wrong_side``      ``side`` is set and fewer than ``min_side_share`` of the frames with a
                     handedness label show that hand
+``stopped_early``   the recording lasted less than ``min_duration_s`` (stopped before a
+                    movement could be seen from start to end)
+``camera_stalled``  frames stopped arriving for more than ``max_frame_gap_s`` during the
+                    recording (a camera fault: never scored from what arrived)
+``fingers_hidden``  with world landmarks: the palm was seen edge-on (its normal within
+                    ``edge_on_normal`` of the image plane) in more than ``max_edge_on_share``
+                    of the tracked frames, so the fingers hid each other
 ==================  =========================================================================
 
 Handedness labels follow MediaPipe's convention: the model assumes a mirrored (selfie)
@@ -36,6 +44,8 @@ from device.config import TrialConfig
 from device.trial.types import Side, Trial
 
 log = logging.getLogger(__name__)
+
+FINGER_JOINTS = list(range(5, 21))  # index…pinky, MCP to tip
 
 
 @dataclass(frozen=True)
@@ -89,6 +99,17 @@ def hand_sizes(landmarks: np.ndarray) -> np.ndarray:
     return np.asarray((xy.max(axis=1) - xy.min(axis=1)).max(axis=1), dtype=np.float64)
 
 
+def palm_facing(world: np.ndarray) -> np.ndarray:
+    """Per frame |cos| of the angle between the palm's normal and the camera's view axis, from
+    world landmarks [T, 21, 3] (camera-aligned axes): 1 palm (or back) to the camera, 0
+    edge-on. NaN where there is no hand."""
+    w = np.asarray(world, dtype=np.float64)
+    n = np.cross(w[:, 5] - w[:, 0], w[:, 17] - w[:, 0])
+    norm = np.linalg.norm(n, axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.asarray(np.abs(n[:, 2]) / np.where(norm > 0, norm, np.nan))
+
+
 def check_quality(trial: Trial, cfg: TrialConfig | None = None) -> QualityReport:
     """Run every gate on ``trial``; the report lists each failure with its reason."""
     cfg = cfg or TrialConfig()
@@ -107,6 +128,27 @@ def check_quality(trial: Trial, cfg: TrialConfig | None = None) -> QualityReport
         reasons.append(
             QualityReason("too_short", f"the recording has {n} frame(s); a trial needs a movement")
         )
+    if n >= 2 and 0 < trial.duration < cfg.min_duration_s:
+        reasons.append(
+            QualityReason(
+                "stopped_early",
+                f"the recording was stopped after {trial.duration:.1f} s, before the movement could "
+                f"be seen from start to end (needs {cfg.min_duration_s:.1f} s): record again and "
+                "let the recording run to its end",
+            )
+        )
+    if n >= 2:
+        gap = float(np.max(np.diff(trial.t)))
+        metrics["max_frame_gap_s"] = round(gap, 3)
+        if gap > cfg.max_frame_gap_s:
+            at = float(trial.t[int(np.argmax(np.diff(trial.t)))])
+            reasons.append(
+                QualityReason(
+                    "camera_stalled",
+                    f"the camera stopped sending pictures for {gap:.1f} s during the recording "
+                    f"(from {at:.1f} s): check the camera and record again",
+                )
+            )
     if n_det == 0:
         reasons.append(QualityReason("no_hand", "no hand was seen in the recording"))
         return QualityReport(tuple(reasons), metrics)
@@ -132,7 +174,10 @@ def check_quality(trial: Trial, cfg: TrialConfig | None = None) -> QualityReport
         )
     w, h = trial.image_size
     m = cfg.edge_margin_px
-    xy = lm[:, :, :2]
+    # In the hand frame only the fingers must be in view (the item is about them: a wrist or
+    # thumb base on the edge of a close-up does not hide a flexion); on image landmarks the
+    # whole hand (the 2D measures use the wrist and the palm).
+    xy = lm[:, FINGER_JOINTS, :2] if trial.has_world else lm[:, :, :2]
     cut = (
         (xy[..., 0] < m).any(axis=1)
         | (xy[..., 1] < m).any(axis=1)
@@ -149,6 +194,20 @@ def check_quality(trial: Trial, cfg: TrialConfig | None = None) -> QualityReport
                 f"(allowed {cfg.max_edge_cut_share:.0%}): centre the hand in the view",
             )
         )
+    if trial.world is not None and trial.has_world:
+        facing = palm_facing(trial.world)
+        seen = facing[np.isfinite(facing)]
+        edge_on = float((seen < cfg.edge_on_normal).mean()) if seen.size else 0.0
+        metrics["edge_on_share"] = round(edge_on, 3)
+        if edge_on > cfg.max_edge_on_share:
+            reasons.append(
+                QualityReason(
+                    "fingers_hidden",
+                    f"the hand was turned sideways to the camera for {edge_on:.0%} of the recording, "
+                    "so the fingers could not be seen: turn the palm (or the back of the hand) "
+                    "towards the camera and record again",
+                )
+            )
     sides = [anatomical_side(lab, trial.mirrored) for lab in trial.handedness]
     labelled = [s for s in sides if s is not None]
     if labelled:

@@ -19,6 +19,17 @@ Scores (:func:`make_trial`): the closure trajectory over the trial decides the l
 * **0**: no movement or a trace (≤ 0.08 excursion), from an open or a resting-flexed hand.
 
 The gaps between the bands (0.08–0.18, 0.65–0.85) are not generated so labels stay clear.
+
+**World landmarks** (``with_world``): the same posed hand in metres (palm length 8–10 cm),
+centred on the palm and turned with the camera rotation, as the landmark model's world
+output is. They carry what the real model's world output shows on real clips
+(``scripts/calibrate_world.py``): a *bias* — a real open hand reads ≈ 40–75° summed per
+finger, a real fist ≈ 210–250°, so the world pose is the hand's closure mapped onto
+``WORLD_OPEN``…``WORLD_FIST`` with a per-hand, per-finger offset and a slow wander — and
+temporally correlated jitter of 0.3–1.2 mm per joint (frame-to-frame changes of a still open
+hand's closure ≈ 0.01–0.05 of a fist, as on the real clips). Their random numbers come from
+a stream of their own (seeded from the trial), so the image landmarks of a seed are the same
+with or without them.
 ``scripts/make_trials.py`` uses this module to build the training set; tests use it to make
 trials without any data files.
 """
@@ -26,6 +37,7 @@ trials without any data files.
 from __future__ import annotations
 
 import logging
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +58,12 @@ _THUMB_CMC = np.array([0.22, 0.20, 0.04])
 _THUMB_BONES = np.array([0.42, 0.32, 0.27])
 # Full-fist joint angles (rad) for MCP, PIP, DIP; DIP follows PIP.
 _FIST = np.radians([85.0, 100.0, 70.0])
+
+
+# Closure the model's world output shows for a real open hand and a real fist (summed flexion
+# ≈ 50° and ≈ 235° per finger in this generator's hand: device.trial.calibration).
+WORLD_OPEN = 0.2
+WORLD_FIST = 0.92
 
 
 def _rot(axis: npt.ArrayLike, angle: float | np.ndarray) -> np.ndarray:
@@ -77,49 +95,70 @@ class HandShape:
         )
 
 
+def _rot_batch(axis: npt.ArrayLike, angle: npt.ArrayLike) -> np.ndarray:
+    """Rotation matrices [T, 3, 3] (Rodrigues) about unit axes [T, 3] (or one [3]) by angles [T]."""
+    ang = np.asarray(angle, dtype=np.float64)
+    a = np.broadcast_to(np.asarray(axis, dtype=np.float64), (*ang.shape, 3))
+    a = a / np.linalg.norm(a, axis=-1, keepdims=True)
+    k = np.zeros((*ang.shape, 3, 3))
+    k[..., 0, 1], k[..., 0, 2] = -a[..., 2], a[..., 1]
+    k[..., 1, 0], k[..., 1, 2] = a[..., 2], -a[..., 0]
+    k[..., 2, 0], k[..., 2, 1] = -a[..., 1], a[..., 0]
+    s, c = np.sin(ang)[..., None, None], np.cos(ang)[..., None, None]
+    return np.asarray(np.eye(3) + s * k + (1 - c) * (k @ k))
+
+
 def pose_hand(closure: np.ndarray, thumb: float, shape: HandShape | None = None) -> np.ndarray:
     """21 landmarks [21, 3] of a right hand in the hand frame.
 
     ``closure``: 4 values in [0, 1] for index, middle, ring, pinky (0 open, 1 fist);
     ``thumb``: thumb closure in [0, 1] (0 abducted, 1 across the closed fingers).
     """
+    return pose_hands(np.asarray(closure, dtype=np.float64)[None], np.array([thumb]), shape)[0]
+
+
+def pose_hands(closure: np.ndarray, thumb: np.ndarray, shape: HandShape | None = None) -> np.ndarray:
+    """:func:`pose_hand` for many frames at once: closure [T, 4], thumb [T] → [T, 21, 3]."""
     shape = shape or HandShape()
-    out = np.zeros((NUM_LANDMARKS, 3))
+    n = closure.shape[0]
+    out = np.zeros((n, NUM_LANDMARKS, 3))
     mcp = _MCP.copy()
     mcp[:, 0] *= shape.palm_width
     for f in range(4):
-        c = float(np.clip(closure[f], 0.0, 1.05))
-        angles = _FIST * shape.rom_scale[f] * np.array([c**1.15, c**0.9, c**0.9])
-        spread = _SPREAD[f] * shape.spread_scale * (1.0 - 0.8 * max(c, 0.0))
-        direction = np.array([np.sin(-spread), np.cos(spread), 0.0])
+        c = np.clip(closure[:, f], 0.0, 1.05)
+        angles = _FIST * shape.rom_scale[f] * np.stack([c**1.15, c**0.9, c**0.9], axis=1)  # [T, 3]
+        spread = _SPREAD[f] * shape.spread_scale * (1.0 - 0.8 * np.maximum(c, 0.0))
+        direction = np.stack([np.sin(-spread), np.cos(spread), np.zeros(n)], axis=1)
         lateral = np.cross(direction, [0.0, 0.0, 1.0])  # flexion axis
-        pos = mcp[f].copy()
-        out[5 + 4 * f] = pos
-        cum = 0.0
+        pos = np.broadcast_to(mcp[f], (n, 3)).copy()
+        out[:, 5 + 4 * f] = pos
+        cum = np.zeros(n)
         for k in range(3):
-            cum += angles[k]
-            d = _rot(lateral, -cum) @ direction
+            cum = cum + angles[:, k]
+            d = np.einsum("tij,tj->ti", _rot_batch(lateral, -cum), direction)
             pos = pos + d * _BONES[f, k] * shape.bone_scale[f, k]
-            out[6 + 4 * f + k] = pos
+            out[:, 6 + 4 * f + k] = pos
     # Thumb: abducted and slightly out of the palm plane when open; it swings across the
     # palm (about the palm normal and the palm axis) and curls as the hand closes.
-    th = float(np.clip(thumb, 0.0, 1.05))
+    th = np.clip(np.asarray(thumb, dtype=np.float64), 0.0, 1.05)
     base = np.array([np.sin(np.radians(50)), np.cos(np.radians(50)), 0.12])
     base /= np.linalg.norm(base)
-    swing = _rot([0.0, 0.0, 1.0], np.radians(38) * th) @ _rot([0.0, 1.0, 0.0], np.radians(-30) * th)
-    d = swing @ base
-    pos = _THUMB_CMC.copy()
-    out[1] = pos
+    swing = _rot_batch([0.0, 0.0, 1.0], np.radians(38) * th) @ _rot_batch(
+        [0.0, 1.0, 0.0], np.radians(-30) * th
+    )
+    d = swing @ base  # [T, 3]
+    pos = np.broadcast_to(_THUMB_CMC, (n, 3)).copy()
+    out[:, 1] = pos
     # Curl towards the palm centre (across the palm and a little out of it).
     bend_axis = np.cross(d, [-0.8, 0.0, 0.6])
-    bend_axis /= np.linalg.norm(bend_axis) + 1e-9
-    joint = np.radians([0.0, 40.0, 60.0]) * th
-    cum = 0.0
+    bend_axis /= np.linalg.norm(bend_axis, axis=1, keepdims=True) + 1e-9
+    joint = np.radians([0.0, 40.0, 60.0])
+    cum = np.zeros(n)
     for k in range(3):
-        cum += joint[k]
-        dk = _rot(bend_axis, cum) @ d
+        cum = cum + joint[k] * th
+        dk = np.einsum("tij,tj->ti", _rot_batch(bend_axis, cum), d)
         pos = pos + dk * _THUMB_BONES[k] * shape.thumb_scale[k]
-        out[2 + k] = pos
+        out[:, 2 + k] = pos
     return out
 
 
@@ -223,6 +262,7 @@ def make_trial(
     with_z: bool = True,
     reach: float = 1.0,
     shape: HandShape | None = None,
+    with_world: bool = True,
 ) -> tuple[Trial, dict[str, Any]]:
     """One synthetic trial with the given score (0, 1, 2) and a dict describing it.
 
@@ -231,7 +271,8 @@ def make_trial(
     the score describes the attempt *relative to this hand's own range* (the label the
     Fugl-Meyer item gives when the other hand closes just as far). The random stream does
     not depend on ``reach``: the same seed gives the same trial, only scaled. ``shape``
-    fixes the hand's anatomy (default: a random one).
+    fixes the hand's anatomy (default: a random one). ``with_world`` adds world landmarks
+    (module docstring).
     """
     if score not in (0, 1, 2):
         raise ValueError(f"score must be 0, 1 or 2, got {score!r}")
@@ -288,6 +329,8 @@ def make_trial(
     base = np.diag([-1.0, -1.0, -1.0])
 
     lm = np.zeros((n, NUM_LANDMARKS, 3))
+    cam_rot = np.zeros((n, 3, 3))
+    posed = pose_hands(closure, thumb, shape)
     for i in range(n):
         frac = t[i] / max(t[-1], 1e-6)
         r = (
@@ -295,9 +338,9 @@ def make_trial(
             @ _rot([1, 0, 0], tilt_x + drift[1] * frac)
             @ _rot([0, 1, 0], tilt_y + drift[2] * frac)
         )
-        pts = pose_hand(closure[i], float(thumb[i]), shape)
-        pts = pts - np.array([0.0, 0.75, 0.0])  # rotate about the palm centre, not the wrist
+        pts = posed[i] - np.array([0.0, 0.75, 0.0])  # rotate about the palm centre, not the wrist
         cam = (r @ base @ pts.T).T * scale
+        cam_rot[i] = r @ base
         lm[i] = cam
         lm[i, :, :2] += centre0 + move * frac
     lm[:, :, 2] -= lm[:, :1, 2]  # z relative to the wrist, as MediaPipe reports it
@@ -340,6 +383,11 @@ def make_trial(
         presence[lost] = 0.0
         for li in np.flatnonzero(lost):
             hands[li] = None
+    world = (
+        _world_landmarks(closure, thumb, shape, cam_rot, lm, flip=(hand_side == "left") != view_mirrored)
+        if with_world
+        else None
+    )
     if not with_z:
         lm[..., 2] = np.nan
     trial = Trial(
@@ -351,6 +399,7 @@ def make_trial(
         side=hand_side,
         mirrored=view_mirrored,
         has_z=with_z,
+        world=world,
     )
     info = {
         "score": score,
@@ -367,6 +416,41 @@ def make_trial(
         "hand_px": round(float(hand_px), 1),
     }
     return trial, info
+
+
+def _world_landmarks(
+    closure: np.ndarray,
+    thumb: np.ndarray,
+    shape: HandShape,
+    cam_rot: np.ndarray,
+    lm: np.ndarray,
+    *,
+    flip: bool,
+) -> np.ndarray:
+    """World landmarks [T, 21, 3] (metres) for the trial's closure, with the real model's bias
+    and jitter (module docstring); NaN where the image landmarks were dropped."""
+    n = closure.shape[0]
+    # A stream of its own, seeded from the trial, so the image landmarks do not change.
+    wrng = np.random.default_rng(zlib.crc32(np.nan_to_num(lm[:, :2, :2]).tobytes()))
+    palm_m = wrng.uniform(0.08, 0.10)
+    offset = wrng.normal(0.0, 0.04, 4)  # this hand's fingers read a little more or less bent
+    # … and wanders slowly (the real output's open hands drift by ≈ 0.02–0.05 of a fist)
+    t = np.arange(n)[:, None] / 30.0
+    period = wrng.uniform(2.0, 5.0, 4)
+    wander = wrng.uniform(0.0, 0.04, 4) * np.sin(2 * np.pi * t / period + wrng.uniform(0, 6.3, 4))
+    wc = WORLD_OPEN + np.clip(closure, 0.0, 1.05) * (WORLD_FIST - WORLD_OPEN) + offset + wander
+    pts = pose_hands(np.clip(wc, 0.0, 1.05), thumb, shape) - np.array([0.0, 0.75, 0.0])
+    world = np.einsum("tij,tkj->tki", cam_rot, pts) * palm_m
+    sigma = wrng.uniform(0.0003, 0.0012)
+    a = 0.6
+    jit = wrng.normal(0.0, sigma, world.shape)
+    for i in range(1, n):
+        jit[i] = a * jit[i - 1] + np.sqrt(1 - a * a) * jit[i]
+    world += jit
+    if flip:
+        world[..., 0] *= -1.0
+    world[np.isnan(lm[:, 0, 0])] = np.nan
+    return world.astype(np.float32)
 
 
 def make_trials(n_per_class: int, seed: int = 0, **kwargs: Any) -> list[tuple[Trial, dict[str, Any]]]:

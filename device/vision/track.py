@@ -4,10 +4,12 @@ Output JSON (``flexscore track`` format, also read by ``flexscore score --landma
 
     {"width": W, "height": H, "fps": F, "frames": [
         {"index": i, "t": seconds, "detected": bool, "presence": p, "handedness": "Left"|"Right"|null,
-         "landmarks": [[x, y, z] × 21] | null}, ...]}
+         "landmarks": [[x, y, z] × 21] | null, "world": [[x, y, z] × 21] | null}, ...]}
 
 x, y in pixels of the video frame, z relative depth on the same scale, MediaPipe joint order;
 handedness as the landmark model names it (MediaPipe convention: it assumes a mirrored image).
+``world`` is the landmark model's world output for the same hand: metres in the hand's own
+frame (origin near the hand's centre), rounded to 10 µm; null when no hand was tracked.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import cv2
 import numpy as np
 
 from device.errors import VideoError
+from device.trial.io import world_json
 from device.video import VideoInfo, probe_video, read_frames
 from device.vision.draw import draw_observation
 from device.vision.tracker import HandTracker, check_frame, check_frame_size
@@ -54,6 +57,7 @@ class TrackResult:
 
 def observation_json(o: HandObservation) -> dict[str, Any]:
     lm = None if o.landmarks is None else np.round(o.landmarks.astype(float), 3).tolist()
+    world = world_json(o.world_landmarks) if o.detected and o.landmarks is not None else None
     return {
         "index": o.frame_index,
         "t": round(o.t, 6),
@@ -61,6 +65,7 @@ def observation_json(o: HandObservation) -> dict[str, Any]:
         "presence": round(float(o.presence), 4),
         "handedness": o.handedness,
         "landmarks": lm,
+        "world": world,
     }
 
 

@@ -145,7 +145,8 @@ def landmarks_json(trial_id: int) -> Response:
     doc = {
         "format": LANDMARKS_FORMAT,
         "trial_id": trial_id,
-        "units": "landmarks: pixels (x right, y down, z relative depth on the x scale); t: seconds",
+        "units": "landmarks: pixels (x right, y down, z relative depth on the x scale); "
+        "world: metres in the hand's own frame; t: seconds",
         "image_size": list(tr.image_size),
         "side": tr.side,
         "mirrored": tr.mirrored,
@@ -154,5 +155,6 @@ def landmarks_json(trial_id: int) -> Response:
         "presence": [round(float(v), 3) for v in tr.presence],
         "handedness": list(tr.handedness),
         "landmarks": _nan_to_none(tr.landmarks, 2),
+        "world": None if tr.world is None else _nan_to_none(tr.world, 5),
     }
     return _download(json.dumps(doc), "application/json", f"flexscore-trial-{trial_id}-landmarks.json")
