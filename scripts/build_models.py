@@ -627,6 +627,22 @@ PALM_SCORE_HEAD_REGEX = "classifier_palm|Identity_1"
 # the presence logit is always > 0, so int8 clamps presence at ≥ 0.5 (a lost hand is never
 # dropped) and handedness to one side. Kept float: two tiny layers, no measurable cost.
 LANDMARK_HEADS_REGEX = "conv_handedness|conv_handflag|Identity_1|Identity_2"
+# The landmark model's world output (Identity_3, metres) is one fully connected layer on the
+# pooled features of the last block, and it is far more sensitive than the image landmarks:
+# measured on held-out crops, int8 weights in that layer alone move the joint angles by ~13°
+# (median), int8 pooled features by ~3.5°, and int8 weights or activations in the last block
+# (expansion conv → depthwise conv → global mean) by another ~4–5°. So the world tail is kept
+# float: the last block's expansion and depthwise convolutions and the world layer compute in
+# float32 with float16 weights (exact enough: fp16 weights change no angle by > 0.01°), and the
+# mean pooling is float. The image-landmark layer (Identity) stays int8, fed from the float
+# pooled features through one QUANTIZE op. Same tensor names in lite and full.
+LANDMARK_WORLD_FP16_REGEX = "re_lu_30/|re_lu_31/|Identity_3"
+LANDMARK_WORLD_FLOAT_REGEX = "global_average_pooling2d/Mean"
+# ops (by type) each regex must select in the fp32 landmark model; checked before quantizing
+LANDMARK_WORLD_OPS = {
+    LANDMARK_WORLD_FP16_REGEX: ["CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"],
+    LANDMARK_WORLD_FLOAT_REGEX: ["MEAN"],
+}
 TIMING_ROUNDS = 5
 TIMING_ITERS = 30
 
@@ -640,6 +656,8 @@ class FrameSet:
     landmark: list[npt.NDArray[np.uint8]]
     landmark_roi: list[tuple[float, float, float, float]]
     landmark_ref: list[npt.NDArray[np.float64]]
+    # per entry of ``landmark``: (video, frame index, exposure-augmented copy?)
+    landmark_frame: list[tuple[str, int, bool]]
     sources: dict[str, list[int]]
     # ROIs without a hand (off-hand regions, frames without one): evaluation only — the
     # presence head must still say "no hand" there (adding them to the calibration widened the
@@ -648,7 +666,7 @@ class FrameSet:
 
 
 def _empty_frameset() -> FrameSet:
-    return FrameSet([], [], [], [], [], {}, [])
+    return FrameSet([], [], [], [], [], [], {}, [])
 
 
 NEGATIVE_EVERY = 3  # one off-hand ROI per this many frames
@@ -712,6 +730,7 @@ def collect_frames(data_dir: Path) -> tuple[FrameSet, FrameSet]:
                     hand_roi = roi = roi_from_landmarks(prev)
                     crop = warp_roi_u8(rgb, roi)
                     target.landmark.append(crop)
+                    target.landmark_frame.append((name, index, False))
                     if target is calib:
                         # exposure the rooms at home bring: a copy of every second calibration
                         # crop over-exposed (gain 1.5, highlights clipped) or under-exposed
@@ -720,6 +739,7 @@ def collect_frames(data_dir: Path) -> tuple[FrameSet, FrameSet]:
                             target.landmark.append(_BRIGHT_LUT[crop])
                         else:
                             target.landmark.append(_DARK_LUT[crop])
+                        target.landmark_frame.append((name, index, True))
                     target.landmark_roi.append(roi)
                     target.landmark_ref.append(ref[index])
                 neg = negative_roi(rgb.shape[1], rgb.shape[0], hand_roi)
@@ -750,9 +770,19 @@ def as_input(x: npt.NDArray[np.uint8]) -> FloatArray:
 
 def _recipe(kind: str, mode: str) -> list[dict[str, Any]]:
     """ai-edge-quantizer recipe: static int8 (score head float for palm) or weight-only int8."""
+    fp16_world = {
+        "regex": LANDMARK_WORLD_FP16_REGEX,
+        "operation": "*",
+        "algorithm_key": "float_casting",
+        "op_config": {
+            "weight_tensor_config": {"num_bits": 16, "dtype": "FLOAT"},
+            "compute_precision": "FLOAT",
+            "explicit_dequantize": True,
+        },
+    }
     if mode == "int8_weight_only":
         weight = {"num_bits": 8, "symmetric": True, "granularity": "CHANNELWISE", "dtype": "INT"}
-        return [
+        recipe_wo: list[dict[str, Any]] = [
             {
                 "regex": ".*",
                 "operation": "*",
@@ -764,6 +794,9 @@ def _recipe(kind: str, mode: str) -> list[dict[str, Any]]:
                 },
             }
         ]
+        if kind == "landmark":
+            recipe_wo.append(fp16_world)  # int8 weights there move the world angles by ~5°
+        return recipe_wo
     recipe: list[dict[str, Any]] = [
         {
             "regex": ".*",
@@ -785,7 +818,30 @@ def _recipe(kind: str, mode: str) -> list[dict[str, Any]]:
         recipe.append({"regex": PALM_SCORE_HEAD_REGEX, "operation": "*", "algorithm_key": "no_quantize"})
     else:
         recipe.append({"regex": LANDMARK_HEADS_REGEX, "operation": "*", "algorithm_key": "no_quantize"})
+        recipe.append(fp16_world)
+        recipe.append({"regex": LANDMARK_WORLD_FLOAT_REGEX, "operation": "*", "algorithm_key": "no_quantize"})
     return recipe
+
+
+def check_world_tail(fp32: bytes) -> None:
+    """The world-tail regexes select exactly the intended ops of the fp32 landmark model.
+
+    ai-edge-quantizer matches a recipe regex against an op's scope: its output tensor names
+    joined by ';' (the full fused names of the fp32 model).
+    """
+    import re
+
+    schema = _schema()
+    model = unpack_model(fp32)
+    sg = model.subgraphs[0]
+    for regex, want in LANDMARK_WORLD_OPS.items():
+        got = sorted(
+            _opcode_name(schema, model.operatorCodes[op.opcodeIndex])
+            for op in sg.operators
+            if re.search(regex, ";".join(sg.tensors[t].name.decode() for t in op.outputs))
+        )
+        if got != sorted(want):
+            raise BuildError(f"recipe regex {regex!r} selects {got} in the landmark model, expected {want}")
 
 
 def quantize_model(
@@ -803,6 +859,8 @@ def quantize_model(
             "ai-edge-quantizer==0.10.0 opencv-python-headless\n"
             "and run: .venv-quant/bin/python scripts/build_models.py --stage int8"
         ) from exc
+    if kind == "landmark":
+        check_world_tail(fp32)
     qt = quantizer.Quantizer(bytearray(fp32), _recipe(kind, mode))
     result = None
     if qt.need_calibration:
@@ -975,13 +1033,17 @@ def eval_palm(ref_model: bytes, model: bytes, frames: FrameSet) -> dict[str, Any
 
 
 def eval_landmark(ref_model: bytes, model: bytes, frames: FrameSet) -> dict[str, Any]:
-    """Landmark error vs the fp32 model in % of hand size (longer side of fp32 landmark box)."""
+    """Landmark error vs the fp32 model in % of hand size (longer side of fp32 landmark box),
+    presence/handedness agreement, and the world output's joint angles vs fp32's (all held-out
+    crops, and the clips never used for calibration alone)."""
     a_it, b_it = make_interpreter(ref_model, 2), make_interpreter(model, 2)
-    errs, frame_means, pres, hands = [], [], [], []
+    errs, frame_means, pres, hands, world_a, world_b = [], [], [], [], [], []
     for x, roi in zip(frames.landmark, frames.landmark_roi, strict=True):
         m = roi_matrix(roi)
         xi = as_input(x)
         a, b = run(a_it, xi), run(b_it, xi)
+        world_a.append(a["Identity_3"].reshape(21, 3))
+        world_b.append(b["Identity_3"].reshape(21, 3))
         pa = a["Identity"].reshape(21, 3)[:, :2] @ m[:, :2].T + m[:, 2]
         pb = b["Identity"].reshape(21, 3)[:, :2] @ m[:, :2].T + m[:, 2]
         size = float(np.ptp(pa, axis=0).max())
@@ -996,6 +1058,7 @@ def eval_landmark(ref_model: bytes, model: bytes, frames: FrameSet) -> dict[str,
         pa, pb = run(a_it, xi)["Identity_1"], run(b_it, xi)["Identity_1"]
         neg.append((float(pa.reshape(())), float(pb.reshape(()))))
     all_e = np.concatenate(errs)
+    whole = np.array([f[0] in EVAL_ONLY_VIDEOS for f in frames.landmark_frame], bool)
     pa_, pb_ = np.array(pres).T
     ha, hb = np.array(hands).T
     na, nb = np.array(neg).reshape(-1, 2).T
@@ -1012,7 +1075,141 @@ def eval_landmark(ref_model: bytes, model: bytes, frames: FrameSet) -> dict[str,
         "no_hand_presence_agreement": round(float(np.mean((na > 0.5) == (nb > 0.5))), 4) if neg else None,
         "no_hand_rejected_fp32": round(float(np.mean(na < 0.5)), 4) if neg else None,
         "no_hand_rejected": round(float(np.mean(nb < 0.5)), 4) if neg else None,
+        "world": world_metrics(np.stack(world_a), np.stack(world_b), frames.landmark_frame),
+        "world_whole_clip": dict(
+            world_metrics(
+                np.stack(world_a)[whole], np.stack(world_b)[whole],
+                [f for f, w in zip(frames.landmark_frame, whole, strict=True) if w],
+            ),
+            clips=list(EVAL_ONLY_VIDEOS),
+        ),
+    }  # fmt: skip
+
+
+# Open-hand and fist frames (inclusive ranges), from the frame ranges checked by eye in
+# /work/shared/data/MANIFEST.md (pixabay_hand_reach_open: its auto segment "open 19–201", a
+# relaxed open hand throughout). Clips without a range (asl_hand, pixabay_thumbs_up) count
+# in the angle differences only.
+OPEN_FRAMES: dict[str, tuple[tuple[int, int], ...]] = {
+    "hagrid_dynamic_dnd_palm_fist_palm.mp4": ((0, 17), (56, 76)),
+    "hagrid_demo_fist_to_palm_counting.mp4": ((63, 78),),
+    "mit_phone_open_fist_cycles.mp4": ((0, 27), (37, 41), (49, 126), (137, 143)),
+    "pixabay_hand_reach_open_129422.mp4": ((19, 201),),
+}
+FIST_FRAMES: dict[str, tuple[tuple[int, int], ...]] = {
+    "hagrid_dynamic_dnd_palm_fist_palm.mp4": ((30, 53),),
+    "hagrid_demo_fist_to_palm_counting.mp4": ((0, 2),),
+    "mit_phone_open_fist_cycles.mp4": ((29, 35), (42, 48), (127, 136)),
+}
+ANGLE_DEFINITION = (
+    "device.trial.kinematics.joint_angles on the model's world output (Identity_3, metres): "
+    "per finger three joint flexion angles in degrees (thumb CMC/MCP/IP, fingers MCP/PIP/DIP); "
+    "|variant − fp32| on the same crop; flexion sums = the three joints of a finger added"
+)
+
+
+def _kinematics() -> Any:
+    """``device.trial.kinematics`` (pure numpy), importable from the quantizer venv too."""
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+    from device.trial import kinematics
+
+    return kinematics
+
+
+def _in_ranges(ranges: dict[str, tuple[tuple[int, int], ...]], video: str, index: int) -> bool:
+    return any(lo <= index <= hi for lo, hi in ranges.get(video, ()))
+
+
+def _pct(x: npt.NDArray[Any], q: float) -> float:
+    return round(float(np.nanpercentile(x, q)), 2) if np.isfinite(x).any() else float("nan")
+
+
+def world_metrics(
+    world_ref: npt.NDArray[np.float32],
+    world: npt.NDArray[np.float32],
+    frames: Sequence[tuple[str, int, bool]],
+) -> dict[str, Any]:
+    """Joint angles from the variant's world landmarks against fp32's on the same crops.
+
+    ``world_ref`` / ``world``: [N, 21, 3] metres; ``frames``: (video, index, _) per crop.
+    """
+    kin = _kinematics()
+    a, b = kin.joint_angles(world_ref), kin.joint_angles(world)  # [N, 5, 3] degrees
+    d = np.abs(a - b)
+    per_joint = {
+        f"{finger}_{joint}": [_pct(d[:, i, j], 50), _pct(d[:, i, j], 95)]
+        for i, finger in enumerate(kin.FINGER_NAMES)
+        for j, joint in enumerate(kin.JOINT_NAMES[i])
     }
+    sa, sb = a.sum(axis=-1), b.sum(axis=-1)  # [N, 5]
+    sums: dict[str, Any] = {}
+    for label, ranges in (("open", OPEN_FRAMES), ("fist", FIST_FRAMES)):
+        m = np.array([_in_ranges(ranges, v, i) for v, i, _ in frames], bool)
+        sums[label] = {"frames": int(m.sum())}
+        if m.any():
+            for key, s in (("fp32", sa), ("variant", sb)):
+                sums[label][key] = {
+                    f: [_pct(s[m, k], 5), _pct(s[m, k], 50), _pct(s[m, k], 95)]
+                    for k, f in enumerate(kin.FINGER_NAMES)
+                }
+    ds = np.abs(sa - sb)
+    return {
+        "crops": len(frames),
+        "angle_abs_diff_deg_median": _pct(d, 50),
+        "angle_abs_diff_deg_p95": _pct(d, 95),
+        "angle_abs_diff_deg_max": round(float(np.nanmax(d)), 1),
+        "per_joint_abs_diff_deg_median_p95": per_joint,
+        "flexion_sum_abs_diff_deg_median": _pct(ds, 50),
+        "flexion_sum_abs_diff_deg_p95": _pct(ds, 95),
+        "flexion_sum_deg_p5_median_p95": sums,
+    }
+
+
+def world_outputs(model: bytes, crops: Sequence[npt.NDArray[np.uint8]]) -> npt.NDArray[np.float32]:
+    """The model's world landmarks [N, 21, 3] for uint8 crops."""
+    it = make_interpreter(model, 2)
+    return np.stack([run(it, as_input(x))["Identity_3"].reshape(21, 3) for x in crops])
+
+
+def world_fp32_shift_baseline(fp32: bytes, frames: FrameSet) -> dict[str, Any]:
+    """How far fp32's own joint angles move when its crop moves by one pixel (the tracker's
+    ROI moves that much from frame to frame): the scale for the variants' differences."""
+    shifted = [np.roll(x, 1, axis=1) for x in frames.landmark]
+    base, moved = world_outputs(fp32, frames.landmark), world_outputs(fp32, shifted)
+    m = world_metrics(base, moved, frames.landmark_frame)
+    keys: tuple[str, ...] = ("crops", "angle_abs_diff_deg_median", "angle_abs_diff_deg_p95")
+    keys += ("angle_abs_diff_deg_max", "flexion_sum_abs_diff_deg_median", "flexion_sum_abs_diff_deg_p95")
+    return {k: m[k] for k in keys}
+
+
+def eval_world_leave_one_clip_out(
+    fp32: bytes, calib: FrameSet, evaluation: FrameSet, threads: int
+) -> dict[str, Any]:
+    """The static-int8 landmark recipe, re-calibrated without one calibration clip at a time
+    and evaluated on every frame of that clip (whole clips held out); pooled and per clip."""
+    crops: dict[str, list[tuple[npt.NDArray[np.uint8], tuple[str, int, bool]]]] = {}
+    for fs in (calib, evaluation):
+        for x, f in zip(fs.landmark, fs.landmark_frame, strict=True):
+            if not f[2]:
+                crops.setdefault(f[0], []).append((x, f))
+    wa_all, wb_all, ids_all = [], [], []
+    per_clip: dict[str, Any] = {}
+    for clip in CALIB_VIDEOS:
+        others = [x for x, f in zip(calib.landmark, calib.landmark_frame, strict=True) if f[0] != clip]
+        cal = _subsample(others, CALIB_MAX)
+        model = quantize_model(fp32, "landmark", "int8", cal, threads)
+        items = sorted(crops[clip], key=lambda c: c[1][1])
+        xs, ids = [x for x, _ in items], [f for _, f in items]
+        wa, wb = world_outputs(fp32, xs), world_outputs(model, xs)
+        m = world_metrics(wa, wb, ids)
+        per_clip[clip] = {k: m[k] for k in ("crops", "angle_abs_diff_deg_median", "angle_abs_diff_deg_p95")}
+        logger.info("  world, %s held out: %s", clip, per_clip[clip])
+        wa_all.append(wa)
+        wb_all.append(wb)
+        ids_all.extend(ids)
+    pooled = world_metrics(np.concatenate(wa_all), np.concatenate(wb_all), ids_all)
+    return dict(pooled, per_clip=per_clip, calibration=f"{CALIB_MAX} crops of the other calibration clips")
 
 
 def time_invoke(models: dict[str, bytes], x: FloatArray, threads: int) -> dict[str, float]:
@@ -1067,6 +1264,7 @@ def build_int8(
     report: dict[str, Any] = {"calibration": {}, "evaluation_frames": {}, "models": {}}
     files: dict[str, bytes] = {}
     entries: dict[str, dict[str, Any]] = {}
+    shift_baseline: dict[str, dict[str, Any]] = {}
     for src in SOURCES:
         fp32 = fp32_files[src.base]
         cal = palm_cal if src.kind == "palm" else lm_cal
@@ -1078,6 +1276,11 @@ def build_int8(
                 metrics = eval_palm(fp32, data, evaluation)
             else:
                 metrics = eval_landmark(fp32, data, evaluation)
+                if mode == "int8":
+                    logger.info("  world output, leave one calibration clip out ...")
+                    metrics["world_leave_one_clip_out"] = eval_world_leave_one_clip_out(
+                        fp32, calib, evaluation, calib_threads
+                    )
             logger.info("  %s: %d bytes (%.2f × fp32) %s", name, len(data), len(data) / len(fp32), metrics)
             files[name] = data
             if mode == "int8":
@@ -1099,7 +1302,11 @@ def build_int8(
                     else f" The presence and handedness heads (ops matching '{LANDMARK_HEADS_REGEX}':"
                     " one fully connected layer and a sigmoid each) stay float32: in int8 their "
                     "logit range, calibrated on hands, clamped presence at >= 0.5 and handedness "
-                    "to one side."
+                    "to one side. The world-landmark tail stays float32 compute: the last block's "
+                    "expansion and depthwise convolutions and the world layer (ops matching "
+                    f"'{LANDMARK_WORLD_FP16_REGEX}') with float16 weights, the mean pooling "
+                    f"('{LANDMARK_WORLD_FLOAT_REGEX}') float; fully int8 the world output's joint "
+                    "angles were off by tens of degrees."
                 )
                 recipe = (
                     "Static full-int8 of the fp32 model with ai-edge-quantizer 0.10.0 "
@@ -1119,10 +1326,21 @@ def build_int8(
                     "int8 symmetric per-channel, dequantized to float32 at load; all compute and "
                     "activations float32; no calibration. Fallback variant."
                 )
+                if src.kind == "landmark":
+                    recipe += (
+                        " The world-landmark tail (ops matching "
+                        f"'{LANDMARK_WORLD_FP16_REGEX}') keeps float16 weights instead: with int8 "
+                        "weights there the world output's joint angles were off by ~15°."
+                    )
                 extra = {"calibration": None}
             extra["evaluation"] = dict(
                 metrics, against=f"{src.base}_fp32", frames="held-out frames (see calibration)"
             )
+            if src.kind == "landmark":
+                extra["evaluation"]["world_angles"] = ANGLE_DEFINITION
+                if src.base not in shift_baseline:
+                    shift_baseline[src.base] = world_fp32_shift_baseline(fp32, evaluation)
+                extra["evaluation"]["world_fp32_vs_itself_crop_shifted_1px"] = shift_baseline[src.base]
             entries[name] = manifest_entry(name, src, mode, data, originals[src.base], recipe, extra)
     report["models"] = {n: e["evaluation"] for n, e in entries.items()}
     report["calibration"] = calib_desc

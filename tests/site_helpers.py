@@ -30,7 +30,7 @@ from device.vision.runtime import load_manifest, sha256_file
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ROOT / "models"
 DATA = Path(__file__).resolve().parent / "data"
-# The scorer the appliance uses with the default config (the 2D one unless scoring.use_z).
+# The scorer the appliance uses with the default config (the hand-frame one: scoring.use_world).
 VARIANT = device_variant(Config())
 SCORER = SCORER_NAMES[VARIANT]
 

@@ -341,8 +341,8 @@ def test_uptime_is_measured_on_the_monotonic_clock(
     info = app.system_info()
     assert 0 <= info.uptime_s < 600
     # the status page names the scorer that will score the next trial, and how
-    assert info.settings["scoring"] == "from x, y (2D scorer)"
-    assert info.settings["scorer in use"].startswith("scorer_2d_int8@")
+    assert info.settings["scoring"].startswith("hand frame")
+    assert info.settings["scorer in use"].startswith("scorer_hand_int8@")
 
 
 # ---------------------------------------------------------------------------------- power

@@ -238,3 +238,50 @@ def test_landmark_presence_and_handedness_span_both_sides(name: str, entry: dict
     got = float(_invoke(it, crop)["Identity_2"].reshape(()))
     assert (got > 0.5) == (want > 0.5), f"{name}: handedness {got:.3f}, fp32 {want:.3f}"
     assert abs(got - want) < 0.2
+
+
+# Largest joint-angle difference (degrees) allowed between a quantized landmark model's world
+# output and fp32's on the test frame's crops, per joint and per finger's flexion sum (what
+# the scorer reads). The committed files: ≤ 8° per joint and per sum on these crops (held-out
+# clips: median ≈ 1°, p95 ≈ 4–7°, docs/MODELS.md "World landmarks"); the int8 files before the
+# world tail was kept float were off by 40–140° on the same crops.
+WORLD_ANGLE_TOL_DEG = 12.0
+WORLD_FLEXION_SUM_TOL_DEG = 15.0
+
+
+def _tracker_crops() -> list[npt.NDArray[np.float32]]:
+    """The test frame cropped as the tracker crops it (its ROI from MediaPipe's landmarks),
+    and the same crop mirrored (a left hand)."""
+    from device.vision.landmarks import roi_from_landmarks, warp_roi
+
+    x = warp_roi(_rgb(), roi_from_landmarks(_ref_landmarks()))[0][0]
+    return [x, np.ascontiguousarray(x[:, ::-1])]
+
+
+@pytest.mark.parametrize(
+    ("name", "entry"),
+    [(n, e) for n, e in VISION if e["kind"] == "landmark" and e["precision"] != "fp32"],
+    ids=[n for n, e in VISION if e["kind"] == "landmark" and e["precision"] != "fp32"],
+)
+def test_quantized_world_landmarks_agree_with_fp32(name: str, entry: dict[str, Any]) -> None:
+    """The world output (Identity_3, metres) of every quantized landmark model gives the fp32
+    model's joint angles (device.trial.kinematics) on the test frame: the scorer reads flexion
+    from it, and a fully int8 world head read an open hand as half a fist."""
+    from device.trial.kinematics import FINGER_NAMES, JOINT_NAMES, joint_angles
+
+    fp32 = _interp(MANIFEST["models"][f"hand_landmark_{entry['complexity']}_fp32"])
+    it = _interp(entry)
+    for k, crop in enumerate(_tracker_crops()):
+        want = joint_angles(_invoke(fp32, crop)["Identity_3"].reshape(21, 3))
+        got = joint_angles(_invoke(it, crop)["Identity_3"].reshape(21, 3))
+        assert np.isfinite(want).all() and np.isfinite(got).all()
+        diff = np.abs(got - want)
+        f, j = np.unravel_index(int(np.argmax(diff)), diff.shape)
+        assert diff.max() <= WORLD_ANGLE_TOL_DEG, (
+            f"{name}, crop {k}: {FINGER_NAMES[f]} {JOINT_NAMES[f][j]} {got[f, j]:.1f}° vs fp32 "
+            f"{want[f, j]:.1f}°"
+        )
+        sums = np.abs(got.sum(axis=-1) - want.sum(axis=-1))
+        assert sums.max() <= WORLD_FLEXION_SUM_TOL_DEG, (
+            f"{name}, crop {k}: {FINGER_NAMES[int(np.argmax(sums))]} flexion sum off by {sums.max():.1f}°"
+        )

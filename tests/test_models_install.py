@@ -30,7 +30,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Stored]]:
 
 
 def _heldout(stored: list[Stored]) -> list[int]:
-    return [s.trial_id for s in stored if s.label is not None and (s.has_z or VARIANT == "2d")]
+    return [s.trial_id for s in stored if s.label is not None and (s.has_z or VARIANT != "3d")]
 
 
 def test_equal_candidate_installs_and_rollback_restores(
@@ -51,7 +51,7 @@ def test_equal_candidate_installs_and_rollback_restores(
     assert (state / "models" / "site-test-equal" / "report.json").is_file()
     assert not (MODELS / "site-test-equal").exists()  # the repository's models/ is untouched
     assert scorer_dir(MODELS, state, SCORER) == state / "models"
-    other = "scorer_2d_int8" if SCORER == "scorer_int8" else "scorer_int8"
+    other = "scorer_2d_int8" if SCORER != "scorer_2d_int8" else "scorer_int8"
     assert scorer_dir(MODELS, state, other) == MODELS  # not installed: shipped
 
     # the appliance's scorer loads the installed model, and its scores say so
@@ -66,7 +66,7 @@ def test_equal_candidate_installs_and_rollback_restores(
     assert scorer_dir(MODELS, state, SCORER) == MODELS
     assert (state / "models" / "site-test-equal").is_dir()  # kept
     decider = Decider(Config(), state_dir=state)
-    assert decider.rnn_for(VARIANT == "3d").version == shipped_version
+    assert decider.primary_rnn().version == shipped_version
     decider.close()
     with pytest.raises(ModelError, match="nothing to roll back"):
         models.rollback()
@@ -181,7 +181,7 @@ def test_models_cli(
     rows = json.loads(capsys.readouterr().out)
     active = {r["name"]: r["version"] for r in rows if r["active"]}
     assert active[SCORER] == "site-test-cli"
-    other = "scorer_2d_int8" if SCORER == "scorer_int8" else "scorer_int8"
+    other = "scorer_2d_int8" if SCORER != "scorer_2d_int8" else "scorer_int8"
     assert active[other].startswith(f"{other}@")
     assert main(["models", "rollback", *common]) == 0
     assert "rolled back site-test-cli" in capsys.readouterr().out

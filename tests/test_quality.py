@@ -42,7 +42,7 @@ def test_hand_too_small() -> None:
 def test_hand_cut_by_edge() -> None:
     trial = synth(1, seed=4)
     lm = trial.landmarks.copy()
-    lm[..., 0] -= np.nanmin(lm[..., 0]) + 30  # slide the hand past the left border
+    lm[..., 0] -= np.nanmedian(lm[..., 0])  # slide half the hand past the left border
     report = check_quality(replace(trial, landmarks=lm))
     assert "hand_cut_by_edge" in report.codes
 

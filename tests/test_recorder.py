@@ -139,9 +139,21 @@ def test_second_press_stops_recording_early_and_scores() -> None:
     h.rec.start(side="left", origin="web")
     h.clock.now += 3.0
     h.rec.tick()
-    h.feed(2.0)
+    h.feed(3.0)
     assert h.rec.press() is S.RESULT
-    assert h.scored[0].num_frames == 60 and h.scored[0].side == "left"
+    assert h.scored[0].num_frames == 90 and h.scored[0].side == "left"
+
+
+def test_a_recording_stopped_after_one_second_is_rejected_as_stopped_early() -> None:
+    h = make()
+    h.rec.start(side="left", origin="button")
+    h.clock.now += 3.0
+    h.rec.tick()
+    h.feed(1.0)
+    assert h.rec.press() is S.REJECTED
+    info = h.rec.info
+    assert info is not None and info.reasons[0].code == "stopped_early"
+    assert "record again" in info.reasons[0].message
 
 
 def test_press_during_countdown_cancels_and_start_is_refused_while_busy() -> None:

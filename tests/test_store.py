@@ -399,7 +399,7 @@ def test_a_schema_2_store_migrates_and_its_trials_load_without_world(tmp_path: P
     from device.config import Config
     from device.scoring.decide import Decider
 
-    old = synth(2, seed=11)
+    old = synth(2, seed=11, with_world=False)  # a trial recorded before world landmarks
     path = tmp_path / "state" / "flexscore.db"
     make_v2_store(path, old)
     with Store(path) as store:

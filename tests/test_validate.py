@@ -96,7 +96,7 @@ def test_report_splits_by_model_version_and_side(site: tuple[Path, list[Stored]]
         rep = store_report(st)
     versions = {s.version for s in stored if s.version}
     assert versions <= set(rep["by_model_version"])
-    assert versions and all(v.split("@")[0] in ("scorer_int8", "scorer_2d_int8") for v in versions)
+    assert versions and all(v.split("@")[0] in ("scorer_hand_int8", "scorer_int8", "scorer_2d_int8") for v in versions)
     assert any(v.startswith("scorer_2d_int8@") for v in versions)  # the real-derived 2D trials
     for version in versions:
         group = [s for s in stored if s.version == version]

@@ -161,7 +161,8 @@ class Candidate:
 
     @property
     def variant(self) -> Variant:
-        return "2d" if self.entry.get("variant") == "2d" else "3d"
+        variant = self.entry.get("variant")
+        return variant if variant in ("2d", "hand") else "3d"
 
     @property
     def version(self) -> str:

@@ -78,9 +78,9 @@ MIN_OPEN_DIST_2D = 1.2
 FIST_DIST_2D = 0.45
 PALM_POINTS = (0, 5, 9, 13, 17)
 SMOOTH_STEPS = 15
-# Hand frame: the world closure jitters by ≈ 0.03 per frame (still real hands); a 0.2 s
-# moving average keeps a quick fist's height.
-HAND_SMOOTH_S = 0.2
+# Hand frame: the world closure jitters by ≈ 0.01–0.05 per frame (still real hands); a 0.1 s
+# moving average keeps the height of a quick fist (held 0.2 s, or less played fast).
+HAND_SMOOTH_S = 0.1
 HAND_MOVED_S = 0.5  # … and over 0.5 s to tell a movement from none
 CLOSING_SMOOTH_STEPS = 31
 
