@@ -32,6 +32,9 @@
 # For tests: FLEXSCORE_OS_RELEASE (file read instead of /etc/os-release) and FLEXSCORE_ARCH
 # (instead of `dpkg --print-architecture`).
 set -euo pipefail
+# The venv and the unit must be readable by the service user whatever umask root has (sudo
+# may pass on 0077); the config, password and state dir get their own modes below.
+umask 0022
 
 ROOT=${FLEXSCORE_ROOT:-}
 ROOT=${ROOT%/}

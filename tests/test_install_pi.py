@@ -140,6 +140,7 @@ def _venv_with_test_packages(venv: Path) -> None:
 def installed() -> Iterator[Installed]:
     # Not under pytest's tmp_path: the service user must be able to reach the root (0700 there).
     base = Path(tempfile.mkdtemp(prefix="flexscore-install-"))
+    umask = os.umask(0o022)  # as a shell would have it (other tests leave 0077 behind)
     try:
         base.chmod(0o755)
         root = base / "root"
@@ -153,6 +154,7 @@ def installed() -> Iterator[Installed]:
         inst.first_run = inst.install("--source", str(source))
         yield inst
     finally:
+        os.umask(umask)
         shutil.rmtree(base, ignore_errors=True)
 
 
