@@ -86,13 +86,13 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         load_model(mc.resolved_dir(), name, 1).close()
     from device.scoring.decide import Decider
 
-    decider = Decider(cfg)
+    state = _state_dir(cfg, args.state_dir)
+    decider = Decider(cfg, state_dir=state)  # a scorer installed on this device lives there
     try:
         decider.primary_rnn()
         decider.rnn_for(False)
     finally:
         decider.close()
-    state = _state_dir(cfg, args.state_dir)
     check_state_dir(state)
     from device.web.security import check_bind
 

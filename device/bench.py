@@ -34,6 +34,8 @@ from device.vision.tracker import HandTracker
 
 log = logging.getLogger(__name__)
 
+# In a source checkout only (an installed wheel has no scripts/): the MediaPipe reference
+# runner that ``--reference-python`` needs.
 REPO_ROOT = Path(__file__).resolve().parent.parent
 REFERENCE_SCRIPT = REPO_ROOT / "scripts" / "reference_hands.py"
 ALL_SECTIONS = ("models", "tracker", "accuracy", "reference", "scoring", "daemon")
@@ -359,7 +361,11 @@ class ReferenceRunner:
 
     def __init__(self, reference_python: str, frames: list[np.ndarray]) -> None:
         if not REFERENCE_SCRIPT.is_file():
-            raise FlexscoreError(f"reference script not found: {REFERENCE_SCRIPT}")
+            raise FlexscoreError(
+                f"the MediaPipe comparison needs {REFERENCE_SCRIPT.relative_to(REPO_ROOT)}, which is "
+                "part of a source checkout, not of the installed package: run flexscore bench from "
+                "a checkout for it, or leave out --reference-python (every other section runs here)"
+            )
         self.python = Path(reference_python)
         if not self.python.exists():
             raise FlexscoreError(

@@ -24,9 +24,11 @@ from device.errors import ConfigError
 T = TypeVar("T")
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-# Models live at the repository top level (``models/``) in a checkout; an installed wheel
-# finds them through FLEXSCORE_MODELS_DIR or the config.
-DEFAULT_MODELS_DIR = PACKAGE_DIR.parent / "models"
+# The shipped models: the repository's top-level ``models/``, reached through the symlink
+# ``device/models`` in a checkout and packaged as ``device/models`` in the wheel (pyproject's
+# package-data), so an installed package finds them too. FLEXSCORE_MODELS_DIR or models.dir
+# point elsewhere.
+DEFAULT_MODELS_DIR = PACKAGE_DIR / "models"
 
 
 def _check(cond: bool, path: str, message: str) -> None:
@@ -44,7 +46,7 @@ PALM_PRECISION_AUTO = {"int8": "int8_weight_only", "fp32": "fp32"}
 class ModelsConfig:
     """Which hand models to run and where they are."""
 
-    dir: str = ""  # empty: FLEXSCORE_MODELS_DIR or the repository's models/
+    dir: str = ""  # empty: FLEXSCORE_MODELS_DIR or the shipped models (DEFAULT_MODELS_DIR)
     complexity: Literal["lite", "full"] = "lite"
     precision: Literal["int8", "fp32"] = "int8"  # of the landmark model (and the palm: "auto")
     # The palm detector's own variant; "auto" follows ``precision`` (see PALM_PRECISION_AUTO).

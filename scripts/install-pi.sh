@@ -1,39 +1,60 @@
 #!/usr/bin/env bash
-# Install Flexscore as a systemd service on Raspberry Pi OS Bookworm (64-bit).
+# Install Flexscore as a systemd service on Raspberry Pi OS (64-bit), Bookworm or Trixie.
 #
 #   sudo scripts/install-pi.sh [--dry-run] [--source DIR|WHEEL] [--no-start]
 #
-# What it does (each step is skipped when already done, so running it again upgrades):
-#   1. checks the OS: Raspberry Pi OS / Debian Bookworm on arm64 only
+# What it does (each step is skipped when already done, so running it again upgrades, and
+# repairs an install that stopped half-way):
+#   1. checks the OS: Raspberry Pi OS / Debian Bookworm or Trixie on arm64 only
 #   2. apt packages: python3-picamera2 (camera), python3-lgpio (GPIO), python3-venv
 #   3. system user 'flexscore' in the groups video and gpio
 #   4. venv /opt/flexscore/venv with --system-site-packages (picamera2 comes from apt)
-#   5. pip install of the package with the 'device' extra only (no TensorFlow, no mediapipe)
+#   5. the device dependencies from requirements/device-lock.txt (pinned, every file checked
+#      against its sha256: pip --require-hashes, wheels only), then the package itself from
+#      the checkout or wheel (--no-deps; no TensorFlow, no mediapipe); the models ship in it
 #   6. /etc/flexscore/config.toml with a generated clinician password (kept if present);
 #      the password is written once to /etc/flexscore/initial-clinician-password (root only);
-#      the page is served over HTTPS on port 8443 of every address
+#      the page is served over HTTPS on port 8443 of every address.
+#      `flexscore check-config` must pass, run as the service user: if it fails, the script
+#      stops here and names the problem (a config from an earlier version of this script,
+#      with the key clinician_password_hash, is repaired).
 #   7. the self-signed HTTPS certificate (made once); its SHA-256 fingerprint is printed
 #   8. systemd unit installed, enabled and (re)started
 # --dry-run prints every action without doing any of them and needs no root.
 #
-# For tests only: FLEXSCORE_OS_RELEASE (file read instead of /etc/os-release) and
-# FLEXSCORE_ARCH (instead of `dpkg --print-architecture`).
+# Installing off a Pi (scripts/check-aarch64.sh, tests/test_install_pi.py) — environment:
+#   FLEXSCORE_ROOT=DIR   install into DIR as if it were / (venv, config, unit, state dir; the
+#                        service user is added to DIR/etc/passwd with useradd --prefix)
+#   FLEXSCORE_SKIP=WORDS skip steps that need a real Pi, space-separated:
+#                          pi-apt     the Raspberry Pi repository's packages (picamera2, lgpio)
+#                          apt        every apt step (the root is not the running system)
+#                          systemctl  daemon-reload, enable and restart of the unit
+# For tests: FLEXSCORE_OS_RELEASE (file read instead of /etc/os-release) and FLEXSCORE_ARCH
+# (instead of `dpkg --print-architecture`).
 set -euo pipefail
+# The venv and the unit must be readable by the service user whatever umask root has (sudo
+# may pass on 0077); the config, password and state dir get their own modes below.
+umask 0022
 
-PREFIX=/opt/flexscore
+ROOT=${FLEXSCORE_ROOT:-}
+ROOT=${ROOT%/}
+PREFIX=$ROOT/opt/flexscore
 VENV="$PREFIX/venv"
-CONF_DIR=/etc/flexscore
+CONF_DIR=$ROOT/etc/flexscore
 CONFIG="$CONF_DIR/config.toml"
 PASSWORD_FILE="$CONF_DIR/initial-clinician-password"
 UNIT_NAME=flexscore.service
-UNIT_DEST="/etc/systemd/system/$UNIT_NAME"
-STATE_DIR=/var/lib/flexscore
+UNIT_DEST="$ROOT/etc/systemd/system/$UNIT_NAME"
+STATE_DIR=/var/lib/flexscore # as the service sees it (the unit's StateDirectory=)
 SERVICE_USER=flexscore
-APT_PACKAGES=(python3-picamera2 python3-lgpio python3-venv python3-pip openssl)
+PI_APT_PACKAGES=(python3-picamera2 python3-lgpio) # from the Raspberry Pi repository
+APT_PACKAGES=(python3-venv python3-pip openssl)
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_DIR="$(cd "$SCRIPT_DIR/.." && pwd)"
+LOCK="$REPO_DIR/requirements/device-lock.txt"
 SOURCE="$REPO_DIR"
+SKIP=" ${FLEXSCORE_SKIP:-} "
 DRY_RUN=0
 START=1
 
@@ -77,7 +98,16 @@ write_file() {
 }
 
 usage() {
-    sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,36p' "$0" | sed 's/^# \{0,1\}//'
+}
+
+skipped() {
+    [[ $SKIP == *" $1 "* ]]
+}
+
+# The numeric id of a local user or group (the service's: useradd writes them to the files).
+local_id() {
+    awk -F: -v name="$2" '$1 == name { print $3 }' "$ROOT/etc/$1"
 }
 
 while [ $# -gt 0 ]; do
@@ -97,6 +127,15 @@ while [ $# -gt 0 ]; do
     esac
     shift
 done
+for word in $SKIP; do
+    case $word in
+        pi-apt | apt | systemctl) ;;
+        *) die "FLEXSCORE_SKIP: unknown step '$word' (pi-apt, apt, systemctl)" ;;
+    esac
+done
+if [ -n "$ROOT" ] && [ ! -d "$ROOT" ]; then
+    die "FLEXSCORE_ROOT '$ROOT' is not a directory"
+fi
 
 # --------------------------------------------------------------------------- 1. platform
 check_platform() {
@@ -120,14 +159,16 @@ check_platform() {
                 "(ai-edge-litert) and numpy 2 ship wheels for 64-bit only. Install" \
                 "Raspberry Pi OS (64-bit) Bookworm and run this script again."
             ;;
-        *) die "this installer is for Raspberry Pi OS Bookworm 64-bit (arm64); this system is '$arch'" ;;
+        *) die "this installer is for Raspberry Pi OS 64-bit (arm64); this system is '$arch'" ;;
     esac
     case $id in
         debian | raspbian) ;;
-        *) die "this installer is for Raspberry Pi OS Bookworm 64-bit; this system is '${id:-unknown}'" ;;
+        *) die "this installer is for Raspberry Pi OS 64-bit; this system is '${id:-unknown}'" ;;
     esac
-    [ "$codename" = bookworm ] ||
-        die "this installer is for Raspberry Pi OS Bookworm; this system is '${codename:-unknown}'"
+    case $codename in
+        bookworm | trixie) ;;
+        *) die "this installer is for Raspberry Pi OS Bookworm or Trixie; this system is '${codename:-unknown}'" ;;
+    esac
     say "platform: $id $codename $arch"
 }
 
@@ -138,47 +179,90 @@ fi
 if [ ! -e "$SOURCE" ]; then
     die "package source '$SOURCE' not found (a checkout or a flexscore wheel)"
 fi
+if [ ! -r "$LOCK" ]; then
+    die "dependency lock $LOCK not found (run this script from a flexscore checkout)"
+fi
 [ "$DRY_RUN" -eq 1 ] && say "dry run: printing actions, changing nothing"
+[ -n "$ROOT" ] && say "installing into $ROOT (FLEXSCORE_ROOT)"
 
 # --------------------------------------------------------------------------- 2. apt
 say "apt packages"
-run apt-get update
-run env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${APT_PACKAGES[@]}"
+if skipped apt; then
+    printf '= skipped (FLEXSCORE_SKIP=apt): %s\n' "${PI_APT_PACKAGES[*]} ${APT_PACKAGES[*]}"
+else
+    if skipped pi-apt; then
+        printf '= skipped (FLEXSCORE_SKIP=pi-apt): %s from the Raspberry Pi repository;' \
+            "${PI_APT_PACKAGES[*]}"
+        printf ' the camera (picamera2) and the button/LED (lgpio) will not work on this system\n'
+    else
+        APT_PACKAGES=("${PI_APT_PACKAGES[@]}" "${APT_PACKAGES[@]}")
+    fi
+    run apt-get update
+    run env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${APT_PACKAGES[@]}"
+fi
 
 # --------------------------------------------------------------------------- 3. user
 say "service user"
-if id -u "$SERVICE_USER" >/dev/null 2>&1; then
+prefix=()
+[ -n "$ROOT" ] && prefix=(--prefix "$ROOT")
+if [ -n "$(local_id passwd "$SERVICE_USER")" ]; then
     printf '= user %s exists\n' "$SERVICE_USER"
 else
-    run useradd --system --user-group --home-dir "$STATE_DIR" --no-create-home \
+    run useradd "${prefix[@]}" --system --user-group --home-dir "$STATE_DIR" --no-create-home \
         --shell /usr/sbin/nologin --comment "Flexscore appliance" "$SERVICE_USER"
 fi
 for group in video gpio; do
-    if getent group "$group" >/dev/null 2>&1 || [ "$DRY_RUN" -eq 1 ]; then
-        run usermod --append --groups "$group" "$SERVICE_USER"
+    if [ -n "$(local_id group "$group")" ] || [ "$DRY_RUN" -eq 1 ]; then
+        run usermod "${prefix[@]}" --append --groups "$group" "$SERVICE_USER"
     else
         printf 'install-pi: warning: group %s does not exist; skipped\n' "$group" >&2
     fi
 done
+# Owners by number: under FLEXSCORE_ROOT the user exists only in that root's files.
+uid=$(local_id passwd "$SERVICE_USER")
+gid=$(local_id group "$SERVICE_USER")
+if [ "$DRY_RUN" -eq 1 ]; then
+    uid=${uid:-$SERVICE_USER} gid=${gid:-$SERVICE_USER}
+elif [ -z "$uid" ] || [ -z "$gid" ]; then
+    die "user or group $SERVICE_USER not found in $ROOT/etc/passwd or $ROOT/etc/group"
+fi
 
 # --------------------------------------------------------------------------- 4-5. venv + package
 say "virtual environment $VENV"
-if [ -x "$VENV/bin/python" ]; then
+if [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -c 'import pip' >/dev/null 2>&1; then
     printf '= venv %s exists\n' "$VENV"
 else
+    if [ -e "$VENV" ]; then
+        printf '= venv %s is broken (no working python/pip): made again\n' "$VENV"
+        run rm -rf "$VENV"
+    fi
     run install -d -m 0755 "$PREFIX"
     run python3 -m venv --system-site-packages "$VENV"
 fi
-run "$VENV/bin/python" -m pip install --upgrade pip
-run "$VENV/bin/python" -m pip install --upgrade "${SOURCE}[device]"
+# Pinned and hash-checked; wheels only, so nothing is compiled on the Pi. The lock also pins
+# setuptools/wheel, which build the package from a checkout without fetching anything else.
+run "$VENV/bin/python" -m pip install --require-hashes --only-binary=:all: -r "$LOCK"
+run "$VENV/bin/python" -m pip install --no-deps --no-build-isolation --force-reinstall "$SOURCE"
 
 # --------------------------------------------------------------------------- 6. config
 say "configuration $CONFIG"
-run install -d -m 0750 -o root -g "$SERVICE_USER" "$CONF_DIR"
-if [ -e "$CONFIG" ]; then
+run install -d -m 0750 -o root -g "$gid" "$CONF_DIR"
+# Earlier versions of this script wrote the password hash under a key that the config never
+# had, so that install never passed check-config: write the file again from this version's
+# template, with the same hash (the password file stays valid); the old one is kept as .old.
+hash=""
+if [ -e "$CONFIG" ] && grep -q '^clinician_password_hash = ' "$CONFIG"; then
+    hash=$(sed -n 's/^clinician_password_hash = "\(.*\)"$/\1/p' "$CONFIG")
+    printf '= config %s: written by an earlier installer (web.clinician_password_hash);' "$CONFIG"
+    printf ' written again with the same password hash, the old file kept as %s.old\n' "$CONFIG"
+    run mv -f "$CONFIG" "$CONFIG.old"
+fi
+if [ -e "$CONFIG" ] && [ -z "$hash" ]; then
     printf '= config %s exists; kept\n' "$CONFIG"
 else
-    if [ "$DRY_RUN" -eq 1 ]; then
+    if [ -n "$hash" ]; then
+        password=""
+    elif [ "$DRY_RUN" -eq 1 ]; then
         printf '+ generate a clinician password and its hash (werkzeug scrypt)\n'
         password=DRY-RUN
         hash=DRY-RUN-HASH
@@ -187,8 +271,8 @@ else
         hash=$(FLEXSCORE_PW=$password "$VENV/bin/python" -c \
             'import os; from werkzeug.security import generate_password_hash as g; print(g(os.environ["FLEXSCORE_PW"]))')
     fi
-    write_file "$CONFIG" 0640 "root:$SERVICE_USER" <<EOF
-# Flexscore configuration (written by install-pi.sh; check with: flexscore check-config $CONFIG)
+    write_file "$CONFIG" 0640 "root:$gid" <<EOF
+# Flexscore configuration (written by install-pi.sh; check with: flexscore check-config ${CONFIG#"$ROOT"})
 
 [camera]
 backend = "picamera2"
@@ -214,21 +298,37 @@ password_hash = "$hash"
 # .local name and addresses, localhost. Add a DNS alias here if the site gives it one.
 allowed_hosts = []
 EOF
-    write_file "$PASSWORD_FILE" 0600 root:root <<<"$password"
-    [ "$DRY_RUN" -eq 1 ] || say "clinician password written to $PASSWORD_FILE (root only)"
+    if [ -n "$password" ]; then
+        write_file "$PASSWORD_FILE" 0600 root:root <<<"$password"
+        [ "$DRY_RUN" -eq 1 ] || say "clinician password written to $PASSWORD_FILE (root only)"
+    fi
 fi
-if [ "$DRY_RUN" -eq 0 ] && "$VENV/bin/flexscore" check-config --help >/dev/null 2>&1; then
-    run "$VENV/bin/flexscore" check-config "$CONFIG"
+# The service's state directory (systemd's StateDirectory= makes the same), then the check,
+# as the service user: it reads the config, loads and verifies the configured models and
+# writes to the state directory as the service will.
+run install -d -m 0700 -o "$uid" -g "$gid" "$ROOT$STATE_DIR"
+check=(setpriv --reuid="$uid" --regid="$gid" --clear-groups --
+    "$VENV/bin/flexscore" check-config --state-dir "$ROOT$STATE_DIR" "$CONFIG")
+if ! run "${check[@]}"; then
+    die "$CONFIG fails flexscore check-config (above); nothing after it was installed." \
+        "Correct the file (or move it aside to have a new one written) and run this script again."
 fi
 
 # --------------------------------------------------------------------------- 7. certificate
 say "HTTPS certificate"
-run install -d -m 0700 -o "$SERVICE_USER" -g "$SERVICE_USER" "$STATE_DIR"
-run runuser -u "$SERVICE_USER" -- "$VENV/bin/flexscore" certificate --config "$CONFIG" --state-dir "$STATE_DIR"
+run setpriv --reuid="$uid" --regid="$gid" --clear-groups -- \
+    "$VENV/bin/flexscore" certificate --config "$CONFIG" --state-dir "$ROOT$STATE_DIR"
 
 # --------------------------------------------------------------------------- 8. unit
 say "systemd unit $UNIT_DEST"
-run install -m 0644 "$REPO_DIR/systemd/$UNIT_NAME" "$UNIT_DEST"
+run install -D -m 0644 "$REPO_DIR/systemd/$UNIT_NAME" "$UNIT_DEST"
+if skipped systemctl; then
+    printf '= skipped (FLEXSCORE_SKIP=systemctl): systemctl daemon-reload, enable'
+    [ "$START" -eq 1 ] && printf ', restart'
+    printf ' %s\n' "$UNIT_NAME"
+    say "done: installed; the service was not started (FLEXSCORE_SKIP=systemctl)"
+    exit 0
+fi
 run systemctl daemon-reload
 run systemctl enable "$UNIT_NAME"
 if [ "$START" -eq 1 ]; then

@@ -16,11 +16,12 @@ SCRIPT = REPO / "scripts" / "install-pi.sh"
 
 def run(
     tmp_path: Path, *args: str, os_id: str = "debian", codename: str = "bookworm",
-    arch: str = "arm64",
+    arch: str = "arm64", skip: str = "",
 ) -> subprocess.CompletedProcess[str]:  # fmt: skip
     osr = tmp_path / "os-release"
     osr.write_text(f'PRETTY_NAME="test"\nID={os_id}\nVERSION_CODENAME={codename}\n')
-    env = {**os.environ, "FLEXSCORE_OS_RELEASE": str(osr), "FLEXSCORE_ARCH": arch}
+    env = {**os.environ, "FLEXSCORE_OS_RELEASE": str(osr), "FLEXSCORE_ARCH": arch, "FLEXSCORE_SKIP": skip}
+    env.pop("FLEXSCORE_ROOT", None)
     return subprocess.run(
         ["bash", str(SCRIPT), *args], capture_output=True, text=True, env=env, timeout=60,
         check=False,
@@ -53,15 +54,19 @@ def test_dry_run_prints_every_action_in_order(tmp_path: Path) -> None:
         "usermod --append --groups video flexscore",
         "usermod --append --groups gpio flexscore",
         "python3 -m venv --system-site-packages /opt/flexscore/venv",
-        "/opt/flexscore/venv/bin/python -m pip install --upgrade pip",
-        f"/opt/flexscore/venv/bin/python -m pip install --upgrade '{REPO}[device]'",
+        "/opt/flexscore/venv/bin/python -m pip install --require-hashes --only-binary=:all: "
+        f"-r {REPO}/requirements/device-lock.txt",
+        "/opt/flexscore/venv/bin/python -m pip install --no-deps --no-build-isolation --force-reinstall "
+        f"{REPO}",
         "install -d -m 0750 -o root -g flexscore /etc/flexscore",
         "write /etc/flexscore/config.toml (mode 0640, owner root:flexscore)",
         "write /etc/flexscore/initial-clinician-password (mode 0600, owner root:root)",
         "install -d -m 0700 -o flexscore -g flexscore /var/lib/flexscore",
-        "runuser -u flexscore -- /opt/flexscore/venv/bin/flexscore certificate "
-        "--config /etc/flexscore/config.toml --state-dir /var/lib/flexscore",
-        f"install -m 0644 {REPO}/systemd/flexscore.service /etc/systemd/system/flexscore.service",
+        "setpriv --reuid=flexscore --regid=flexscore --clear-groups -- /opt/flexscore/venv/bin/flexscore "
+        "check-config --state-dir /var/lib/flexscore /etc/flexscore/config.toml",
+        "setpriv --reuid=flexscore --regid=flexscore --clear-groups -- /opt/flexscore/venv/bin/flexscore "
+        "certificate --config /etc/flexscore/config.toml --state-dir /var/lib/flexscore",
+        f"install -D -m 0644 {REPO}/systemd/flexscore.service /etc/systemd/system/flexscore.service",
         "systemctl daemon-reload",
         "systemctl enable flexscore.service",
         "systemctl restart flexscore.service",
@@ -70,6 +75,9 @@ def test_dry_run_prints_every_action_in_order(tmp_path: Path) -> None:
         expected_in_order.remove("python3 -m venv --system-site-packages /opt/flexscore/venv")
     if Path("/etc/flexscore/config.toml").exists():  # pragma: no cover - a Pi
         expected_in_order = [a for a in expected_in_order if not a.startswith("write")]
+    if "= user flexscore exists" in proc.stdout:  # pragma: no cover - a Pi: owners by number
+        expected_in_order = [a for a in expected_in_order if "flexscore -g" not in a and "root:fl" not in a
+                             and "-g flexscore" not in a and not a.startswith("setpriv")]  # fmt: skip
     positions = [actions.index(a) for a in expected_in_order]
     assert positions == sorted(positions)
     assert "changing nothing" in proc.stdout
@@ -84,7 +92,7 @@ def test_no_start_and_source_options(tmp_path: Path) -> None:
     wheel.write_bytes(b"")
     proc = run(tmp_path, "--dry-run", "--no-start", "--source", str(wheel))
     assert proc.returncode == 0, proc.stderr
-    assert f"pip install --upgrade '{wheel}[device]'" in proc.stdout
+    assert f"pip install --no-deps --no-build-isolation --force-reinstall {wheel}\n" in proc.stdout
     assert "systemctl restart" not in proc.stdout
     proc = run(tmp_path, "--dry-run", "--source", str(tmp_path / "missing"))
     assert proc.returncode != 0 and "not found" in proc.stderr
@@ -97,6 +105,7 @@ def test_no_start_and_source_options(tmp_path: Path) -> None:
         ("debian", "bookworm", "amd64", "64-bit (arm64); this system is 'amd64'"),
         ("ubuntu", "bookworm", "arm64", "this system is 'ubuntu'"),
         ("debian", "bullseye", "arm64", "this system is 'bullseye'"),
+        ("debian", "forky", "arm64", "Bookworm or Trixie; this system is 'forky'"),
     ],
 )
 def test_refuses_other_platforms(tmp_path: Path, os_id: str, codename: str, arch: str, message: str) -> None:
@@ -113,6 +122,24 @@ def test_help_and_unknown_options(tmp_path: Path) -> None:
     assert proc.returncode != 0 and "unknown option '--frobnicate'" in proc.stderr
 
 
+def test_trixie_and_the_steps_a_machine_off_a_pi_skips(tmp_path: Path) -> None:
+    """FLEXSCORE_SKIP leaves out only what needs a real Pi, and says so."""
+    proc = run(tmp_path, "--dry-run", codename="trixie", skip="pi-apt systemctl")
+    assert proc.returncode == 0, proc.stderr
+    assert "platform: debian trixie arm64" in proc.stdout
+    assert "apt-get install -y --no-install-recommends python3-venv python3-pip openssl\n" in proc.stdout
+    assert "skipped (FLEXSCORE_SKIP=pi-apt): python3-picamera2 python3-lgpio" in proc.stdout
+    assert "the camera (picamera2) and the button/LED (lgpio) will not work" in proc.stdout
+    assert "+ systemctl" not in proc.stdout
+    assert "skipped (FLEXSCORE_SKIP=systemctl)" in proc.stdout
+    assert "check-config" in proc.stdout  # never skipped
+    proc = run(tmp_path, "--dry-run", skip="apt")
+    assert proc.returncode == 0, proc.stderr
+    assert "apt-get" not in proc.stdout and "+ systemctl restart flexscore.service" in proc.stdout
+    proc = run(tmp_path, "--dry-run", skip="apt camera")
+    assert proc.returncode != 0 and "FLEXSCORE_SKIP: unknown step 'camera'" in proc.stderr
+
+
 def installer_config(state_dir: Path) -> str:
     """The config.toml the installer writes (its heredoc, with a real password hash)."""
     from device.web.security import hash_password
@@ -121,7 +148,8 @@ def installer_config(state_dir: Path) -> str:
     start = text.index('write_file "$CONFIG"')
     body = text[text.index("\n", start) + 1 : text.index("\nEOF\n", start)]
     return (
-        body.replace("$STATE_DIR", str(state_dir))
+        body.replace('${CONFIG#"$ROOT"}', "/etc/flexscore/config.toml")
+        .replace("$STATE_DIR", str(state_dir))
         .replace("$hash", hash_password("installer-test"))
         .replace("$CONFIG", "/etc/flexscore/config.toml")
     )
