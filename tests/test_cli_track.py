@@ -225,3 +225,14 @@ def test_bench_reference_python_missing_is_a_clear_error(tmp_path: Path, sample_
     with pytest.raises(FlexscoreError, match="make_reference_venv"):
         run_bench(Config(), video=str(sample_video), max_frames=4, rounds=1, sections={"reference"},
                   reference_python=str(tmp_path / "no-python"))  # fmt: skip
+
+
+def test_an_output_that_cannot_be_written_is_one_error_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    rc = main(["track", "--json", str(blocker / "out.json")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2
+    assert len(err) == 1 and err[0].startswith("flexscore: error: cannot write"), err

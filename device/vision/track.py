@@ -26,7 +26,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from device.errors import VideoError
+from device.errors import InputError, VideoError
 from device.trial.io import world_json
 from device.video import VideoInfo, probe_video, read_frames
 from device.vision.draw import draw_observation
@@ -180,14 +180,21 @@ def track_video(
 
 
 def write_json_atomic(path: str | Path, data: Any) -> None:
-    """Write JSON next to ``path`` and rename over it: never a half-written file."""
+    """Write JSON next to ``path`` and rename over it: never a half-written file.
+    :class:`InputError` naming the path when it cannot be written."""
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".json", dir=p.parent)
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(suffix=".json", dir=p.parent)
+    except OSError as exc:
+        raise InputError(f"cannot write {p}: {exc.strerror or exc}") from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(data, f, separators=(",", ":"))
         os.replace(tmp, p)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise InputError(f"cannot write {p}: {exc.strerror or exc}") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
