@@ -24,8 +24,9 @@ Real-derived trials (labels follow the clinical item; see docs/VALIDATION.md):
 * from ``landmarks/kazuhito_keypoint.csv`` (≈ 3,000 real open / closed 2D poses): an open
   pose moved over time towards a similar closed pose fully (2), part-way (1) or not (0).
 
-Every real-derived trial is augmented: any in-plane rotation, scale, position, mirror, speed,
-frame rate, jitter and dropouts. **Held out entirely**: the ``hagrid_dynamic`` clip and the
+Every real-derived trial is augmented: any in-plane rotation, an out-of-plane tilt up to 60°
+(affine foreshortening; in a quarter of the trials the tilt changes while the hand moves),
+scale, position, mirror, speed, frame rate, jitter and dropouts. **Held out entirely**: the ``hagrid_dynamic`` clip and the
 last 20 % of the kazuhito poses of each class (reported separately).
 
 Usage: ``python scripts/make_trials.py [--small] [--out DIR] [--data DIR]``
