@@ -19,6 +19,7 @@ import logging
 import os
 import shutil
 import socket
+import stat
 import threading
 import time
 from collections import deque
@@ -54,15 +55,29 @@ STORE_BUSY_TIMEOUT_S = 1.0
 
 
 def check_state_dir(path: Path) -> Path:
-    """Create the state directory if needed and prove it is writable."""
+    """Create the state directory if needed (mode 0700) and prove it is writable."""
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
         probe = path / ".write-test"
         probe.write_bytes(b"ok")
         probe.unlink()
     except OSError as exc:
         raise ConfigError(f"state directory {path} is not writable: {exc.strerror or exc}") from None
     return path
+
+
+def make_private(path: Path) -> None:
+    """The state directory 0700 and its files 0600, whatever the umask they were made with
+    (patient data: only the service user reads it). Sockets keep their own modes."""
+    try:
+        if path.stat().st_uid == os.getuid():
+            os.chmod(path, 0o700)
+        for entry in path.iterdir():
+            st = entry.lstat()
+            if stat.S_ISREG(st.st_mode) and st.st_uid == os.getuid() and st.st_mode & 0o077:
+                os.chmod(entry, 0o600)
+    except OSError as exc:
+        log.warning("cannot make the state directory %s private: %s", path, exc.strerror or exc)
 
 
 class FpsMeter:
@@ -133,6 +148,7 @@ class FlexscoreApp:
         self._patients: dict[int, str] = {}
         self.store_notice: str | None = None  # e.g. a damaged database was moved aside
         self.generated_password: str | None = None
+        self.certificate: Any = None  # device.web.tls.Certificate when serving HTTPS
         self._started = False
         self._stopped = False
         self.reaped = 0
@@ -151,6 +167,7 @@ class FlexscoreApp:
         cfg = self.config
         check_state_dir(self.state_dir)
         self._store = self._open_store(cfg.store.resolved_path(self.state_dir))
+        make_private(self.state_dir)
         try:
             self.reaped = self._store.reap_interrupted()
         except StoreError as exc:  # e.g. locked by a maintainer's sqlite3: keep running
@@ -290,23 +307,36 @@ class FlexscoreApp:
         self.panel.on_recorder_change(change)
 
     def _start_web(self) -> None:
-        from waitress import create_server
-
-        from device.web import check_bind, create_app, ensure_password, waitress_options
+        from device.web import check_bind, create_app, ensure_password
+        from device.web.server import make_server
 
         check_bind(self.host, self.config.web)
         web_cfg, self.generated_password = ensure_password(self.config.web)
-        app = create_app(self, web_cfg, state_dir=self.state_dir)
-        self.web_app = app
-        self.web_server = create_server(
-            app,
-            host=self.host,
-            port=self.port,
-            **waitress_options(self.config.web),  # threads per viewer, bounded output buffers
+        ssl_context = None
+        if web_cfg.tls:
+            from device.web.tls import ensure_certificate, server_context
+
+            self.certificate = ensure_certificate(web_cfg.cert_file, web_cfg.key_file, self.state_dir)
+            ssl_context = server_context(self.certificate)
+        app = create_app(
+            self,
+            web_cfg,
+            state_dir=self.state_dir,
+            certificate_fingerprint=self.certificate.fingerprint if self.certificate else None,
         )
+        self.web_app = app
+        # threads per viewer, bounded output buffers, connection deadlines, TLS
+        self.web_server = make_server(app, web_cfg, host=self.host, port=self.port, ssl_context=ssl_context)
         self.port = int(self.web_server.effective_port)
         self._web_thread = ServerThread(self.web_server).start()
-        log.info("web page on http://%s:%d/", self.host, self.port)
+        log.info("web page on %s", self.url)
+
+    @property
+    def url(self) -> str:
+        """The page's address (https when served over TLS)."""
+        scheme = "https" if self.config.web.tls else "http"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{scheme}://{host}:{self.port}/"
 
     def _start_control(self) -> None:
         path = self.state_dir / CONTROL_SOCKET

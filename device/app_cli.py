@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -29,6 +30,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
     r.add_argument("--port", type=int, help="port for the web page (default from config: 8080)")
     r.add_argument("--state-dir", metavar="DIR", help="where the database and sockets live")
     r.add_argument("--video", metavar="FILE", help="use this video file as the camera (demo)")
+    r.add_argument(
+        "--tls",
+        action="store_true",
+        help="serve the page over HTTPS (web.tls; required for any host but loopback): the "
+        "configured certificate, else a self-signed one made in the state dir",
+    )
     r.set_defaults(func=cmd_run)
 
     c = sub.add_parser(
@@ -40,6 +47,18 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
     c.add_argument("file", metavar="FILE")
     c.add_argument("--state-dir", metavar="DIR", help="state directory to check instead of the config's")
     c.set_defaults(func=cmd_check_config)
+
+    t = sub.add_parser(
+        "certificate",
+        help="make (once) and show the HTTPS certificate and its SHA-256 fingerprint",
+        description="With web.cert_file set: show that certificate's fingerprint. Otherwise make "
+        "the self-signed certificate in STATE_DIR/tls/ if there is none yet (the installer runs "
+        "this as the service user) and show its fingerprint, for a clinician to compare with "
+        "what the browser shows.",
+    )
+    t.add_argument("--config", metavar="FILE", help="the daemon's config")
+    t.add_argument("--state-dir", metavar="DIR", help="the daemon's state directory")
+    t.set_defaults(func=cmd_certificate)
 
     p = sub.add_parser(
         "press",
@@ -78,10 +97,49 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     from device.web.security import check_bind
 
     check_bind(cfg.web.host, cfg.web)
+    web = f"http://{cfg.web.host}:{cfg.web.port}"
+    if cfg.web.tls:
+        web = f"https://{cfg.web.host}:{cfg.web.port}, {_check_tls(cfg, state)}"
     print(
         f"{args.file}: OK (camera {cfg.camera.backend}, models {mc.complexity} {mc.precision}, "
-        f"state dir {state}, web {cfg.web.host}:{cfg.web.port})"
+        f"state dir {state}, web {web})"
     )
+    return 0
+
+
+def _check_tls(cfg: Config, state: Path) -> str:
+    """What HTTPS will use; ConfigError when it cannot (unreadable certificate, no openssl)."""
+    import shutil
+
+    from device.web.tls import CERT_NAME, TLS_DIR, fingerprint, server_context
+    from device.web.tls import Certificate as Cert
+
+    web = cfg.web
+    if web.cert_file:
+        cert = Cert(Path(web.cert_file).expanduser(), Path(web.key_file).expanduser(), "", False)
+        server_context(cert)
+        return f"certificate {web.cert_file} SHA-256 {fingerprint(cert.cert_file)}"
+    made = state / TLS_DIR / CERT_NAME
+    if made.is_file():
+        return f"self-signed certificate SHA-256 {fingerprint(made)}"
+    if shutil.which("openssl") is None:
+        raise ConfigError(
+            "web.tls needs a certificate: set web.cert_file and web.key_file, or install openssl "
+            "so that a self-signed one is made at the first start"
+        )
+    return "a self-signed certificate is made at the first start"
+
+
+def cmd_certificate(args: argparse.Namespace) -> int:
+    from device.web.tls import ensure_certificate
+
+    cfg = load_config(args.config)
+    state = _state_dir(cfg, args.state_dir)
+    os.umask(0o077)
+    cert = ensure_certificate(cfg.web.cert_file, cfg.web.key_file, state)
+    kind = "self-signed certificate" if cert.self_signed else "certificate"
+    print(f"HTTPS {kind} {cert.cert_file}")
+    print(f"SHA-256 fingerprint {cert.fingerprint}")
     return 0
 
 
@@ -109,6 +167,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         cfg = replace(cfg, camera=replace(cfg.camera, backend="file", path=args.video))
     if args.port is not None and not (0 <= args.port <= 65535):
         raise ConfigError(f"--port {args.port}: must be in [0, 65535]")
+    if args.tls:
+        cfg = replace(cfg, web=replace(cfg.web, tls=True))
+    os.umask(0o077)  # the database, its journal and keys: readable by the service user only
     level = getattr(logging, cfg.app.log_level.upper())
     logging.getLogger().setLevel(min(level, logging.getLogger().level or level))
     app = FlexscoreApp(
@@ -131,8 +192,11 @@ def cmd_run(args: argparse.Namespace) -> int:
             signal.signal(sig, handler)
         raise
     try:
-        url = f"http://{app.host}:{app.port}/"
+        url = app.url
         print(f"flexscore: running — web page {url} (state dir {app.state_dir})", flush=True)
+        if app.certificate is not None:
+            fp = app.certificate.fingerprint
+            print(f"flexscore: HTTPS certificate SHA-256 fingerprint {fp}", flush=True)
         if app.generated_password:
             print(f"flexscore: clinician password for this run: {app.generated_password}", flush=True)
         if app.reaped:

@@ -302,9 +302,13 @@ class StoreConfig:
 
 @dataclass(frozen=True)
 class WebConfig:
-    """The local web page (device/web/), served by waitress from the composition root."""
+    """The local web page (device/web/), served by waitress from the composition root.
 
-    host: str = "127.0.0.1"  # anything but loopback needs a clinician password (check_bind)
+    Reachable from the network (``host`` not loopback) it must be HTTPS (``tls = true``) with a
+    clinician password; plain HTTP is for loopback only (docs/RELIABILITY.md, network threat
+    model)."""
+
+    host: str = "127.0.0.1"  # anything but loopback needs tls and a clinician password
     port: int = 8080
     max_streams: int = 3  # concurrent MJPEG viewers; the next one gets 503
     stream_fps: float = 15.0  # most frames per second sent to one viewer
@@ -314,6 +318,14 @@ class WebConfig:
     login_max_attempts: int = 5  # failed logins per client within login_window_s
     login_window_s: float = 300.0
     max_request_kb: int = 64  # larger request bodies get 413
+    tls: bool = False  # serve HTTPS (required when host is not loopback)
+    cert_file: str = ""  # PEM certificate (chain); empty: a self-signed one in <state dir>/tls/
+    key_file: str = ""  # its PEM private key (set both or neither)
+    # Host header values accepted (names or addresses, no port); others get 400. Empty: the
+    # device's own host names and addresses, localhost, 127.0.0.1 and ::1.
+    allowed_hosts: tuple[str, ...] = ()
+    request_timeout_s: float = 10.0  # a request must arrive whole within this; a stalled answer is dropped
+    idle_timeout_s: float = 30.0  # an idle keep-alive connection is closed after this
 
     def __post_init__(self) -> None:
         _check(bool(self.host.strip()), "web.host", "must not be empty")
@@ -329,6 +341,37 @@ class WebConfig:
         _check(1 <= self.login_max_attempts <= 100, "web.login_max_attempts", "must be in [1, 100]")
         _check(self.login_window_s > 0, "web.login_window_s", "must be > 0")
         _check(1 <= self.max_request_kb <= 10240, "web.max_request_kb", "must be in [1, 10240]")
+        _check(
+            self.tls or is_loopback_host(self.host),
+            "web.host",
+            f"{self.host!r} is reachable from the network: set web.tls = true (HTTPS), or bind to 127.0.0.1",
+        )
+        _check(
+            bool(self.cert_file) == bool(self.key_file),
+            "web.cert_file",
+            "set both web.cert_file and web.key_file, or neither (a self-signed certificate is made)",
+        )
+        for i, name in enumerate(self.allowed_hosts):
+            _check(
+                bool(name.strip()) and all(c not in name for c in " /\\@\t\r\n"),
+                f"web.allowed_hosts[{i}]",
+                "must be a host name or address without scheme, port or path",
+            )
+        _check(0.5 <= self.request_timeout_s <= 300, "web.request_timeout_s", "must be in [0.5, 300] s")
+        _check(1 <= self.idle_timeout_s <= 3600, "web.idle_timeout_s", "must be in [1, 3600] s")
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for 127.0.0.0/8, ::1 and ``localhost`` (the only hosts plain HTTP may bind)."""
+    import ipaddress
+
+    name = host.strip().strip("[]").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
 
 
 @dataclass(frozen=True)

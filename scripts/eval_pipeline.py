@@ -206,7 +206,11 @@ def altered(frames: list[np.ndarray], name: str, fps: float = 30.0) -> list[np.n
         return frames[start : start + max(2, round(CUT_SHORT[name] * fps))]
     fn, speed = ALTERATIONS[name]
     idx = np.arange(0, len(frames), speed).astype(int)
-    return [fn(frames[j], k) for k, j in enumerate(idx)]
+    out = [fn(frames[j], k) for k, j in enumerate(idx)]
+    if len(out) < len(frames):  # a faster movement in a recording of the same length
+        pad = len(frames) - len(out)
+        out = [out[0]] * (pad // 2) + out + [out[-1]] * (pad - pad // 2)
+    return out
 
 
 def run_case(

@@ -10,8 +10,10 @@
 #   4. venv /opt/flexscore/venv with --system-site-packages (picamera2 comes from apt)
 #   5. pip install of the package with the 'device' extra only (no TensorFlow, no mediapipe)
 #   6. /etc/flexscore/config.toml with a generated clinician password (kept if present);
-#      the password is written once to /etc/flexscore/initial-clinician-password (root only)
-#   7. systemd unit installed, enabled and (re)started
+#      the password is written once to /etc/flexscore/initial-clinician-password (root only);
+#      the page is served over HTTPS on port 8443 of every address
+#   7. the self-signed HTTPS certificate (made once); its SHA-256 fingerprint is printed
+#   8. systemd unit installed, enabled and (re)started
 # --dry-run prints every action without doing any of them and needs no root.
 #
 # For tests only: FLEXSCORE_OS_RELEASE (file read instead of /etc/os-release) and
@@ -27,7 +29,7 @@ UNIT_NAME=flexscore.service
 UNIT_DEST="/etc/systemd/system/$UNIT_NAME"
 STATE_DIR=/var/lib/flexscore
 SERVICE_USER=flexscore
-APT_PACKAGES=(python3-picamera2 python3-lgpio python3-venv python3-pip)
+APT_PACKAGES=(python3-picamera2 python3-lgpio python3-venv python3-pip openssl)
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_DIR="$(cd "$SCRIPT_DIR/.." && pwd)"
@@ -202,9 +204,15 @@ led_pin = 27
 path = "$STATE_DIR/flexscore.db"
 
 [web]
+# HTTPS on the network: a self-signed certificate is made once in $STATE_DIR/tls/ (its
+# fingerprint is on the status page); set cert_file and key_file to use the site's own.
 host = "0.0.0.0"
-port = 8080
-clinician_password_hash = "$hash"
+port = 8443
+tls = true
+password_hash = "$hash"
+# Host names the page answers to (others get 400). Empty: this device's host name, its
+# .local name and addresses, localhost. Add a DNS alias here if the site gives it one.
+allowed_hosts = []
 EOF
     write_file "$PASSWORD_FILE" 0600 root:root <<<"$password"
     [ "$DRY_RUN" -eq 1 ] || say "clinician password written to $PASSWORD_FILE (root only)"
@@ -213,7 +221,12 @@ if [ "$DRY_RUN" -eq 0 ] && "$VENV/bin/flexscore" check-config --help >/dev/null 
     run "$VENV/bin/flexscore" check-config "$CONFIG"
 fi
 
-# --------------------------------------------------------------------------- 7. unit
+# --------------------------------------------------------------------------- 7. certificate
+say "HTTPS certificate"
+run install -d -m 0700 -o "$SERVICE_USER" -g "$SERVICE_USER" "$STATE_DIR"
+run runuser -u "$SERVICE_USER" -- "$VENV/bin/flexscore" certificate --config "$CONFIG" --state-dir "$STATE_DIR"
+
+# --------------------------------------------------------------------------- 8. unit
 say "systemd unit $UNIT_DEST"
 run install -m 0644 "$REPO_DIR/systemd/$UNIT_NAME" "$UNIT_DEST"
 run systemctl daemon-reload
@@ -221,4 +234,5 @@ run systemctl enable "$UNIT_NAME"
 if [ "$START" -eq 1 ]; then
     run systemctl restart "$UNIT_NAME"
 fi
-say "done: systemctl status $UNIT_NAME; journalctl -u $UNIT_NAME -f"
+say "done: open https://$(hostname).local:8443/ and check that the certificate's SHA-256" \
+    "fingerprint matches the one printed above; systemctl status $UNIT_NAME; journalctl -u $UNIT_NAME -f"

@@ -322,11 +322,18 @@ def api_load(
 
 
 def web_load(
-    host: str, port: int, cookie: str, args: argparse.Namespace, seconds: float, tally: Tally
+    host: str,
+    port: int,
+    cookie: str,
+    args: argparse.Namespace,
+    seconds: float,
+    tally: Tally,
+    viewer_cookies: list[str],
 ) -> tuple[int, list[Viewer]]:
-    """``args.viewers`` MJPEG viewers and ``args.rps`` API requests/s for ``seconds``."""
+    """``args.viewers`` MJPEG viewers (one session each, as separate tablets: one session
+    may hold 2 streams) and ``args.rps`` API requests/s for ``seconds``."""
     stop_viewers = threading.Event()
-    viewers = [Viewer(host, port, cookie, stop_viewers, tally) for _ in range(args.viewers)]
+    viewers = [Viewer(host, port, vc, stop_viewers, tally) for vc in viewer_cookies[: args.viewers]]
     for v in viewers:
         v.start()
     try:
@@ -421,9 +428,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         exit_code: int | None = None
         try:
             cookie, csrf = login(host, port, password)
+            viewer_cookies = [login(host, port, password)[0] for _ in range(args.viewers)]
             mon = Monitor(host, port, cookie, csrf, proc.pid, tally)
             mon.start()
-            web_load(host, port, cookie, args, args.warmup_s, tally)
+            web_load(host, port, cookie, args, args.warmup_s, tally, viewer_cookies)
             mon.phase = "settle"
             time.sleep(SETTLE_S)
             mon.phase = "baseline_a"
@@ -438,7 +446,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
             ramp = threading.Timer(args.ramp_s, ramp_done)
             ramp.start()
-            sent, viewers = web_load(host, port, cookie, args, args.ramp_s + args.seconds, tally)
+            sent, viewers = web_load(
+                host, port, cookie, args, args.ramp_s + args.seconds, tally, viewer_cookies
+            )
             ramp.cancel()
             rss_load_start = marks.get("rss", rss_before_load)
             rss_load_end = rss_kb(proc.pid)

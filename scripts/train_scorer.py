@@ -467,7 +467,10 @@ def main() -> int:
     data = Path(args.data)
     if args.variant == "hand":
         n_train = 40 if args.small else args.hand_trials
-        cache = Path(args.float_dir) / f"hand_dataset_{n_train}.npz"
+        # keyed by the code that makes the trials and their features: a change re-generates
+        sources = ("synthetic.py", "features.py", "calibration.py", "kinematics.py")
+        code = hashlib.sha256(b"".join((REPO / "device" / "trial" / f).read_bytes() for f in sources))
+        cache = Path(args.float_dir) / f"hand_dataset_{n_train}_{code.hexdigest()[:12]}.npz"
         ds = hand_dataset(n_train, max(10, n_train // 6), cache)
     elif not data.is_file():
         raise SystemExit(f"train_scorer: {data} not found: run scripts/make_trials.py first")

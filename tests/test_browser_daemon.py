@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -65,8 +64,7 @@ def test_a_trial_on_the_real_appliance(daemon: str, browser: Any) -> None:
 
         # The real pipeline on the real clip: a score 0-2 (or, honestly, "not scorable"
         # with its reasons) and the flexion plot with its axes.
-        with urllib.request.urlopen(f"{daemon}/api/status", timeout=5) as r:
-            last = json.load(r)["last_trial"]
+        last = page.request.get(f"{daemon}/api/status").json()["last_trial"]  # as the clinician
         assert last["id"] == trial_id
         if last["status"] == "scored":
             assert page.locator(".score").inner_text()[0] in "012"

@@ -69,8 +69,10 @@ def test_kill_9_during_recording_then_restart_lists_the_trial_as_interrupted(
 
     second = Daemon(state)
     daemons.append(second)
-    status = second.wait_ready()
+    second.wait_ready()
     assert "1 trial(s) interrupted by the last stop were marked so" in second.output()
+    second.login()
+    status = second.status()
     assert status["last_trial"] == {
         "id": new_id,
         "status": "interrupted",

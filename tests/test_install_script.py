@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -48,7 +49,7 @@ def test_dry_run_prints_every_action_in_order(tmp_path: Path) -> None:
     expected_in_order = [
         "apt-get update",
         "env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "
-        "python3-picamera2 python3-lgpio python3-venv python3-pip",
+        "python3-picamera2 python3-lgpio python3-venv python3-pip openssl",
         "usermod --append --groups video flexscore",
         "usermod --append --groups gpio flexscore",
         "python3 -m venv --system-site-packages /opt/flexscore/venv",
@@ -57,6 +58,9 @@ def test_dry_run_prints_every_action_in_order(tmp_path: Path) -> None:
         "install -d -m 0750 -o root -g flexscore /etc/flexscore",
         "write /etc/flexscore/config.toml (mode 0640, owner root:flexscore)",
         "write /etc/flexscore/initial-clinician-password (mode 0600, owner root:root)",
+        "install -d -m 0700 -o flexscore -g flexscore /var/lib/flexscore",
+        "runuser -u flexscore -- /opt/flexscore/venv/bin/flexscore certificate "
+        "--config /etc/flexscore/config.toml --state-dir /var/lib/flexscore",
         f"install -m 0644 {REPO}/systemd/flexscore.service /etc/systemd/system/flexscore.service",
         "systemctl daemon-reload",
         "systemctl enable flexscore.service",
@@ -107,3 +111,53 @@ def test_help_and_unknown_options(tmp_path: Path) -> None:
     assert proc.returncode == 0 and "--dry-run" in proc.stdout
     proc = run(tmp_path, "--frobnicate")
     assert proc.returncode != 0 and "unknown option '--frobnicate'" in proc.stderr
+
+
+def installer_config(state_dir: Path) -> str:
+    """The config.toml the installer writes (its heredoc, with a real password hash)."""
+    from device.web.security import hash_password
+
+    text = SCRIPT.read_text()
+    start = text.index('write_file "$CONFIG"')
+    body = text[text.index("\n", start) + 1 : text.index("\nEOF\n", start)]
+    return (
+        body.replace("$STATE_DIR", str(state_dir))
+        .replace("$hash", hash_password("installer-test"))
+        .replace("$CONFIG", "/etc/flexscore/config.toml")
+    )
+
+
+def test_the_installers_config_serves_https_on_the_network_and_passes_check_config(tmp_path: Path) -> None:
+    from device.config import load_config
+
+    config = tmp_path / "config.toml"
+    config.write_text(installer_config(tmp_path / "state"))
+    cfg = load_config(config)
+    assert cfg.web.host == "0.0.0.0" and cfg.web.tls and cfg.web.port == 8443
+    assert cfg.web.password_hash.startswith("scrypt:")
+    exe = Path(sys.executable).with_name("flexscore")
+    proc = subprocess.run(
+        [str(exe), "check-config", str(config), "--state-dir", str(tmp_path / "state")],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "web https://0.0.0.0:8443" in proc.stdout
+    # what the installer runs next as the service user: the certificate and its fingerprint
+    cert = subprocess.run(
+        [str(exe), "certificate", "--config", str(config), "--state-dir", str(tmp_path / "state")],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert cert.returncode == 0, cert.stderr
+    assert "SHA-256 fingerprint " in cert.stdout and (tmp_path / "state" / "tls" / "key.pem").exists()
+    again = subprocess.run(
+        [str(exe), "check-config", str(config), "--state-dir", str(tmp_path / "state")],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert cert.stdout.split()[-1] in again.stdout  # check-config shows the same fingerprint
+    # the same config on plain HTTP is refused: the network needs HTTPS
+    config.write_text(installer_config(tmp_path / "state").replace("tls = true", "tls = false"))
+    plain = subprocess.run(
+        [str(exe), "check-config", str(config)], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert plain.returncode == 2
+    assert plain.stderr.startswith("flexscore: error: ") and "web.tls" in plain.stderr

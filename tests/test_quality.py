@@ -68,5 +68,42 @@ def test_one_frame_is_too_short() -> None:
         t=trial.t[:1],
         presence=trial.presence[:1],
         handedness=trial.handedness[:1],
+        world=None if trial.world is None else trial.world[:1],
     )
     assert "too_short" in check_quality(one).codes
+
+
+def test_with_world_landmarks_only_the_fingers_must_be_inside_the_frame() -> None:
+    """A close-up whose wrist and thumb base sit on the frame edge still shows every finger:
+    in the hand frame that is scorable; on image landmarks alone (the 2D measures use the
+    wrist) it is not."""
+    trial = synth(2, seed=8)
+    assert trial.world is not None
+    lm = trial.landmarks.copy()
+    tracked = ~np.isnan(lm[:, 0, 0])
+    lm[tracked, :5, 1] = trial.image_size[1] - 1  # wrist and thumb on the bottom edge
+    close_up = replace(trial, landmarks=lm)
+    assert "hand_cut_by_edge" not in check_quality(close_up).codes
+    assert "hand_cut_by_edge" in check_quality(replace(close_up, world=None)).codes
+
+
+def test_stopped_early_and_camera_stalled_are_named() -> None:
+    trial = synth(2, seed=9)
+    n = 45  # 1.5 s at 30 fps
+    short = replace(
+        trial,
+        landmarks=trial.landmarks[:n],
+        t=trial.t[:n],
+        presence=trial.presence[:n],
+        handedness=trial.handedness[:n],
+        world=None if trial.world is None else trial.world[:n],
+    )
+    report = check_quality(short)
+    assert "stopped_early" in report.codes
+    assert "1.5 s" in report.reasons[0].message
+    t = trial.t.copy()
+    t[100:] += 1.5
+    stalled = check_quality(replace(trial, t=t))
+    assert "camera_stalled" in stalled.codes
+    assert stalled.metrics["max_frame_gap_s"] > 1.5
+    assert check_quality(trial, TrialConfig(max_frame_gap_s=5.0)).ok

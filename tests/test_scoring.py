@@ -82,7 +82,8 @@ def test_result_json_has_the_documented_keys(decider: Decider) -> None:
 
 
 def test_low_confidence_is_not_scorable(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(RNNScorer, "probabilities", lambda self, f: np.array([0.3, 0.45, 0.25]))
+    # the RNN agrees with the rule (2) but hardly: too little evidence to score
+    monkeypatch.setattr(RNNScorer, "probabilities", lambda self, f: np.array([0.3, 0.25, 0.45]))
     res = Decider(Config()).score(synth(2, seed=4))
     assert res.status == "not_scorable" and res.score is None
     assert "low confidence" in res.reasons[0]
@@ -184,15 +185,17 @@ def test_bench_scoring_is_fast() -> None:
     from device.scoring.bench import bench_scoring
 
     out = bench_scoring(repeats=5)
-    assert out["model"] in ("scorer_int8", "scorer_2d_int8")  # per scoring.use_z
+    assert out["model"] == "scorer_hand_int8"  # the appliance's default: the hand frame
     assert out["total_ms"] > 0  # speed is reported by `flexscore bench`, never asserted here
 
 
 def test_z_is_used_only_when_configured() -> None:
+    """On the image path (no world landmarks, or ``use_world`` off) z is used only with
+    ``use_z``."""
     trial = synth(2, seed=5)
     assert trial.has_z
     for use_z, model in ((False, "scorer_2d_int8"), (True, "scorer_int8")):
-        d = Decider(Config(scoring=ScoringConfig(use_z=use_z)))
+        d = Decider(Config(scoring=ScoringConfig(use_z=use_z, use_world=False)))
         try:
             res = d.score(trial)
             assert res.status == "scored"

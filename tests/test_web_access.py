@@ -16,7 +16,9 @@ from device.web.security import LoginLimiter, check_password, hash_password, loa
 
 OLD, LAST = "{old}", "{last}"
 # (method, path, expected status for anonymous, patient, clinician). Pages redirect an
-# anonymous visitor to the login page (302); the API and POSTs answer 401.
+# anonymous visitor to the login page (302); the API and POSTs answer 401. The patient here
+# is a patient-mode session no clinician handed over, on a unit with no chosen patient: it
+# cannot start a trial under a code (P009 would be a new one) nor see P001's newest trial.
 MATRIX: list[tuple[str, str, tuple[int, int, int]]] = [
     ("GET", "/login", (200, 200, 200)),
     ("POST", "/login", (401, 401, 401)),  # wrong password in this table
@@ -25,10 +27,10 @@ MATRIX: list[tuple[str, str, tuple[int, int, int]]] = [
     ("GET", "/", (302, 200, 200)),
     ("GET", "/stream.mjpg", (302, 200, 200)),
     ("GET", "/snapshot.jpg", (302, 200, 200)),
-    ("POST", "/trial/start", (401, 302, 302)),
+    ("POST", "/trial/start", (401, 403, 302)),
     ("POST", "/trial/cancel", (401, 302, 302)),
     ("GET", "/results/last", (302, 302, 302)),
-    ("GET", f"/results/{LAST}", (302, 200, 200)),
+    ("GET", f"/results/{LAST}", (302, 403, 200)),
     ("GET", f"/results/{OLD}", (302, 403, 200)),
     ("POST", f"/results/{OLD}/label", (401, 403, 302)),
     ("GET", "/history", (302, 403, 200)),
@@ -44,9 +46,9 @@ MATRIX: list[tuple[str, str, tuple[int, int, int]]] = [
     ("GET", "/api/status", (200, 200, 200)),
     ("GET", "/api/session", (200, 200, 200)),
     ("GET", "/api/trials", (401, 403, 200)),
-    ("GET", f"/api/trials/{LAST}", (401, 200, 200)),
+    ("GET", f"/api/trials/{LAST}", (401, 403, 200)),
     ("GET", f"/api/trials/{OLD}", (401, 403, 200)),
-    ("POST", "/api/trials/start", (401, 202, 202)),
+    ("POST", "/api/trials/start", (401, 403, 202)),
     ("POST", "/api/trials/cancel", (401, 200, 200)),
     ("POST", f"/api/trials/{OLD}/label", (401, 403, 201)),
 ]
@@ -289,9 +291,11 @@ def test_check_bind_refuses_lan_without_password(host: str) -> None:
 
     assert not is_loopback(host)
     with pytest.raises(ConfigError, match="no clinician password"):
-        check_bind(host, WebConfig(), env={})
-    check_bind(host, WebConfig(), env={"FLEXSCORE_PASSWORD": "x"})
-    check_bind(host, web_config())
+        check_bind(host, WebConfig(tls=True), env={})
+    with pytest.raises(ConfigError, match="plain HTTP"):  # issue 19: never the password in clear
+        check_bind(host, web_config(), env={})
+    check_bind(host, WebConfig(tls=True), env={"FLEXSCORE_PASSWORD": "x"})
+    check_bind(host, web_config(tls=True))
     check_bind("127.0.0.1", WebConfig(), env={})
 
 

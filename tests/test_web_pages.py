@@ -12,7 +12,7 @@ import pytest
 import yaml
 from flask import Flask
 from flask.testing import FlaskClient
-from test_web_support import csrf, login, make_app
+from test_web_support import csrf, hand_over, login, make_app
 
 from device.trial.quality import QualityReason
 from device.trial.recorder import RecorderState, StateChange, TrialInfo
@@ -61,20 +61,23 @@ def test_fake_implements_the_protocol(fake: FakeServices) -> None:
 # --------------------------------------------------------------------------- live
 
 
-def test_live_page_has_controls(patient: FlaskClient) -> None:
+def test_live_page_has_controls(patient: FlaskClient, clinician: FlaskClient) -> None:
     html = patient.get("/").text
-    needles = ('id="video"', 'src="/stream.mjpg"', 'name="patient_code"', 'value="left"', 'value="right"')
-    needles += ('id="start"', 'id="cancel"', "live.js", 'aria-live="polite"')
+    needles = ('id="video"', 'src="/stream.mjpg"', 'value="left"', 'value="right"')
+    needles += ('id="start"', 'id="cancel"', "live.js", 'aria-live="polite"', "No patient is chosen")
     for needle in needles:
         assert needle in html
+    assert 'name="patient_code"' not in html  # patient mode never types a code
+    page = clinician.get("/").text
+    assert 'name="patient_code"' in page and 'id="handover"' in page
 
 
-def test_start_and_cancel_from_the_page(patient: FlaskClient, fake: FakeServices) -> None:
-    resp = patient.post(
-        "/trial/start", data={"csrf_token": csrf(patient), "patient_code": "P7", "side": "left"}
-    )
+def test_start_and_cancel_from_the_page(app: Flask, fake: FakeServices) -> None:
+    patient = hand_over(app.test_client(), "P7", "left")  # the clinician chose P7 for the session
+    resp = patient.post("/trial/start", data={"csrf_token": csrf(patient)})
     assert resp.status_code == 302
     assert fake.recorder.state is RecorderState.COUNTDOWN
+    assert fake.recorder.info is not None and fake.recorder.info.patient_id is not None
     status = patient.get("/api/status").get_json()
     assert status["state"] == "countdown" and status["side"] == "left"
     assert "patient" not in status  # patient mode sees no codes
@@ -85,8 +88,8 @@ def test_start_and_cancel_from_the_page(patient: FlaskClient, fake: FakeServices
     patient.post("/trial/cancel", data={"csrf_token": csrf(patient)})
     assert fake.recorder.state is RecorderState.CANCELLED
     assert fake.calls == ["start", "cancel"]
-    assert patient.get("/").text.count("Patient code") == 1
-    assert 'value="P7"' in patient.get("/").text  # remembered for the next trial
+    page = patient.get("/").text
+    assert "Patient code" not in page and "P7" not in page and "recorded for you" in page
 
 
 def test_start_rejects_names_and_bad_sides(clinician: FlaskClient, fake: FakeServices) -> None:
@@ -113,18 +116,23 @@ def test_api_start_conflict_and_status(clinician: FlaskClient, fake: FakeService
     assert clinician.post("/api/trials/cancel", headers=h).get_json() == {"cancelled": False}
 
 
-def test_status_reports_the_last_trial(app: Flask, fake: FakeServices) -> None:
+def test_status_reports_the_last_trial(app: Flask, fake: FakeServices, clinician: FlaskClient) -> None:
     anon = app.test_client()
-    assert anon.get("/api/status").get_json()["last_trial"] is None
+    assert clinician.get("/api/status").get_json()["last_trial"] is None
     trial = fake.run_trial("P001", "right", 2)
     assert trial is not None
-    doc = anon.get("/api/status").get_json()
+    doc = clinician.get("/api/status").get_json()
     assert doc["state"] == "result"
     assert doc["camera"] == "ok" and doc["fps"] > 0
     assert doc["last_trial"]["id"] == trial.id
     assert doc["last_trial"]["status"] == "scored" and doc["last_trial"]["score"] == 2
     assert doc["last_trial"]["finished_at"]
-    assert "patient" not in doc and doc["role"] is None
+    assert doc["patient"] == "P001" and doc["side"] == "right" and doc["role"] == "clinician"
+    # anonymous: the device's state only — no score, no side, no patient (issue 19)
+    doc = anon.get("/api/status").get_json()
+    device_only = {"state", "remaining_s", "camera", "fps", "hand_in_view", "reasons", "reference", "role"}
+    assert set(doc) == device_only
+    assert doc["state"] == "result" and doc["role"] is None
 
 
 def test_snapshot_is_a_jpeg(patient: FlaskClient, fake: FakeServices) -> None:
@@ -227,9 +235,8 @@ def test_result_page_of_a_rejected_trial(clinician: FlaskClient, fake: FakeServi
     assert 'class="score"' not in html
 
 
-def test_patient_sees_the_last_result_without_clinician_parts(
-    patient: FlaskClient, fake: FakeServices
-) -> None:
+def test_patient_sees_the_last_result_without_clinician_parts(app: Flask, fake: FakeServices) -> None:
+    patient = hand_over(app.test_client(), "P001")
     assert "No result yet" in patient.get("/results/last", follow_redirects=True).text
     trial = fake.run_trial("P001", "left", 1)
     assert trial is not None

@@ -49,6 +49,16 @@ def login(client: FlaskClient, role: str) -> None:
     assert client.get("/api/session").get_json()["role"] == role
 
 
+def hand_over(client: FlaskClient, code: str, side: str = "") -> FlaskClient:
+    """``client`` as the clinician, then handed over to patient mode for ``code``."""
+    login(client, "clinician")
+    data = {"csrf_token": csrf(client), "patient_code": code, "side": side}
+    resp = client.post("/login/patient", data=data)
+    assert resp.status_code == 302, resp.text
+    assert client.get("/api/session").get_json()["role"] == "patient"
+    return client
+
+
 def seeded_fake() -> tuple[FakeServices, int, int]:
     """A fake with an older labelled-less trial of P002 and a newest scored trial of P001.
 

@@ -32,7 +32,7 @@ def synth(score: int, seed: int = 0, **kwargs: object) -> Trial:
     return trial
 
 
-def blank_trial(n: int = 60, fps: float = 30.0) -> Trial:
+def blank_trial(n: int = 180, fps: float = 30.0) -> Trial:
     """A trial in which no hand was ever tracked."""
     return Trial(
         landmarks=np.full((n, 21, 3), np.nan, dtype=np.float32),

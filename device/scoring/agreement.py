@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from device.errors import InputError
 from device.scoring.metrics import confusion, quadratic_weighted_kappa
 from device.store import Store
 
@@ -69,9 +70,12 @@ def since_datetime(since: date | datetime | None) -> datetime | None:
     """A ``--since`` value as an aware UTC datetime (a date means its local midnight)."""
     if since is None:
         return None
-    if isinstance(since, datetime):
-        return since if since.tzinfo else since.astimezone(UTC)
-    return datetime.combine(since, time()).astimezone(UTC)
+    try:
+        if isinstance(since, datetime):
+            return since if since.tzinfo else since.astimezone(UTC)
+        return datetime.combine(since, time()).astimezone(UTC)
+    except (ValueError, OverflowError):  # e.g. 0001-01-01 east of UTC is in year 0
+        raise InputError(f"the date {since.isoformat()} is out of range: give a date after 1900") from None
 
 
 def collect(store: Store, since: date | datetime | None = None) -> list[LabelledTrial]:

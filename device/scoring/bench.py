@@ -32,8 +32,9 @@ def bench_scoring(
     """Median milliseconds per trial for each stage, on a synthetic 6 s, 30 fps trial.
 
     Keys: ``features_ms`` (of the scorer in use: hand frame by default), ``rnn_ms`` (model
-    invoke incl. (de)quantisation), ``rule_ms``, ``total_ms`` (the full :meth:`Decider.score`, gates included), ``model``,
-    ``frames``, ``repeats``. The first call (model load) is excluded.
+    invoke incl. (de)quantisation), ``rule_ms``, ``total_ms`` (the full
+    :meth:`Decider.score`, gates included), ``model``, ``frames``, ``repeats``. The first
+    call (model load) is excluded.
     """
     cfg = cfg or Config()
     rng = np.random.default_rng(0)

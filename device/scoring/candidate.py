@@ -55,12 +55,15 @@ RECALL_TOL = 0.05
 REFERENCE_TOL = 0.10
 REFERENCE_PER_CLASS = 15
 REFERENCE_SEED = 424242
-SCORER_NAMES: dict[str, str] = {"3d": "scorer_int8", "2d": "scorer_2d_int8"}
+SCORER_NAMES: dict[str, str] = {"3d": "scorer_int8", "2d": "scorer_2d_int8", "hand": "scorer_hand_int8"}
 
 
 def device_variant(cfg: Any) -> Variant:
-    """The scorer variant the appliance uses with ``cfg``: "3d" unless ``scoring.use_z`` is
-    off (then every trial is scored from x, y by the 2D scorer)."""
+    """The scorer variant the appliance's own trials use with ``cfg``: "hand" while
+    ``scoring.use_world`` is on (its tracker gives world landmarks), else "3d" unless
+    ``scoring.use_z`` is off (then every trial is scored from x, y by the 2D scorer)."""
+    if getattr(cfg.scoring, "use_world", False):
+        return "hand"
     return "3d" if getattr(cfg.scoring, "use_z", True) else "2d"
 
 

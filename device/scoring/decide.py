@@ -13,7 +13,7 @@ independent checks say the same and the evidence is clear.
    when ``scoring.use_z``, else ``scorer_2d_int8`` and the 2D rule.
 3. The rule (:mod:`device.scoring.rules`) always runs: it is the cross-check and the
    explanation. In the hand frame a closing movement still under way when the recording
-   ended → ``not_scorable`` ("stopped too early").
+   ended, short of a fist → ``not_scorable`` ("stopped too early").
 4. The RNN (:mod:`device.scoring.rnn`) gives probabilities. Then:
 
    =====================================  ===============================================
@@ -55,7 +55,7 @@ log = logging.getLogger(__name__)
 
 DISAGREE_CAP = 0.5  # confidence at most this when the RNN and the rule differ by one point
 BORDERLINE_CAP = 0.7  # … and when the rule's measurement lies near one of its thresholds
-END_RISE = 0.15  # hand frame: mean closure still rising this much over the last 5 % of the trial
+END_RISE = 0.10  # hand frame: mean closure still rising this much over the last 5 % of the trial
 
 
 class Decider:
@@ -137,7 +137,9 @@ class Decider:
         rule = self.rule.score(trial)
         sc = self.cfg.scoring
         hand = rule.details.get("method") == "hand"
-        if hand and rule.details.get("end_rise", 0.0) > END_RISE:
+        # Still closing at the end: the score could only have been higher had the recording
+        # gone on — unless the fist was already reached.
+        if hand and rule.details.get("end_rise", 0.0) > END_RISE and rule.score != 2:
             return Result(
                 status="not_scorable",
                 score=None,

@@ -15,8 +15,9 @@ equally. A session may therefore record a **reference trial** of the unaffected 
    impaired too).
 2. :func:`apply_reference` turns the absolute result into the reference-mode result. The
    affected hand's per-finger peak closure is divided by the reference's (measured the same
-   way: in the hand frame when both have world landmarks, else 2D when either trial lacks
-   z), and
+   way: in the hand frame when both have world landmarks — then their closing movements
+   (excursions) are compared, and a reference must *move* at least ``REFERENCE_MIN_PEAK`` of
+   a fist — else 2D when either trial lacks z), and
 
    =========================  ===================================================
    absolute result            reference-mode score
@@ -126,14 +127,18 @@ def reference_profile(
     m = RuleScorer().measure(as_2d(ref) if as_2d_measure else ref)
     peak = tuple(float(v) for v in m["cautious_peak"])
     exc = tuple(float(v) for v in m["excursion"])
-    if float(np.mean(peak)) < REFERENCE_MIN_PEAK:
+    # In the hand frame the reference's *movement* counts (a hand resting half-closed has a
+    # high peak and no excursion); on image landmarks its cautious peak closure.
+    reach = exc if m["method"] == "hand" else peak
+    if float(np.mean(reach)) < REFERENCE_MIN_PEAK:
+        what = "closing movement" if m["method"] == "hand" else "peak closure"
         return ReferenceProfile(
             usable=False,
             peak=peak,
             excursion=exc,
             method=m["method"],
             reasons=(
-                f"the reference hand hardly closed (mean peak closure {np.mean(peak):.0%}, "
+                f"the reference hand hardly closed (mean {what} {np.mean(reach):.0%}, "
                 f"needs {REFERENCE_MIN_PEAK:.0%}): it cannot stand for the unaffected hand; "
                 "scored in the absolute mode",
             ),
@@ -162,8 +167,13 @@ def apply_reference(
     if absolute.status != "scored" or absolute.score is None:
         return dataclasses.replace(absolute, details=details)
     m = RuleScorer().measure(as_2d(trial) if use_2d else trial)
-    ref_peak = np.maximum(np.asarray(profile.peak), 1e-3)
-    ratio = np.asarray(m["cautious_peak"]) / ref_peak
+    if profile.method == "hand" and m["method"] == "hand":
+        # hand frame: the two hands' closing movements (excursions) compared
+        ref_reach = np.maximum(np.asarray(profile.excursion), 1e-3)
+        ratio = np.asarray(m["excursion"]) / ref_reach
+        details["reference"]["affected_excursion"] = [round(float(v), 3) for v in m["excursion"]]
+    else:
+        ratio = np.asarray(m["cautious_peak"]) / np.maximum(np.asarray(profile.peak), 1e-3)
     details["reference"]["affected_peak_closure"] = [round(float(v), 3) for v in m["cautious_peak"]]
     details["reference"]["ratio"] = [round(float(v), 3) for v in ratio]
     per_finger = ", ".join(f"{n} {r:.0%}" for n, r in zip(FINGERS, ratio, strict=True))

@@ -15,7 +15,10 @@ Per finger (index, middle, ring, pinky) and per resampled step, a *closure* in [
   and how far it has come towards the palm centre, from its farthest (at least
   ``MIN_OPEN_DIST_2D``) to ``FIST_DIST_2D`` (real fists: index ≈ 0.45, others 0.1–0.3).
 
-The curves are smoothed over ``SMOOTH_STEPS`` steps. A finger's *peak* is the maximum of
+In the hand frame the curve is smoothed over ``HAND_SMOOTH_S`` seconds, a finger's *peak* is
+its maximum and its *excursion* the most its closure rises above its lowest value before
+that moment (the closing movement; holding a posture or opening counts nothing). On image
+landmarks the curves are smoothed over ``SMOOTH_STEPS`` steps. A finger's *peak* is the maximum of
 its smoothed closure (a short hold of the fist counts); its *excursion* is its closing
 movement: the larger of (a) the robust peak (90th percentile, so a few noisy steps do not
 count as movement) minus the lowest closure before the first maximum and (b) the most
@@ -75,6 +78,10 @@ MIN_OPEN_DIST_2D = 1.2
 FIST_DIST_2D = 0.45
 PALM_POINTS = (0, 5, 9, 13, 17)
 SMOOTH_STEPS = 15
+# Hand frame: the world closure jitters by ≈ 0.03 per frame (still real hands); a 0.2 s
+# moving average keeps a quick fist's height.
+HAND_SMOOTH_S = 0.2
+HAND_MOVED_S = 0.5  # … and over 0.5 s to tell a movement from none
 CLOSING_SMOOTH_STEPS = 31
 
 
@@ -120,7 +127,10 @@ def finger_closure_bounds(trial: Trial, steps: int = N_STEPS) -> tuple[np.ndarra
         closure_t, _deg, _observed = world_closure(trial)
         grid = np.linspace(trial.t[0], trial.t[-1], steps)
         resampled = np.stack([np.interp(grid, trial.t, closure_t[:, f]) for f in range(4)], axis=1)
-        closure = np.clip(_smooth(resampled, SMOOTH_STEPS), 0.0, 1.0)
+        # Smoothed over a fixed time (not a share of the trial): a quick fist held 0.3 s
+        # keeps its height in a 6 s recording.
+        k = max(1, round(HAND_SMOOTH_S / max((grid[-1] - grid[0]) / (steps - 1), 1e-9)))
+        closure = np.clip(_smooth(resampled, k | 1), 0.0, 1.0)
         return closure, closure, "hand"
     lm, _observed = resample_landmarks(trial.landmarks, trial.t, steps)
     if trial.has_z:
@@ -148,6 +158,11 @@ def finger_closure(trial: Trial, steps: int = N_STEPS) -> tuple[np.ndarray, str]
     return closure, method
 
 
+def _rise(closure: np.ndarray) -> np.ndarray:
+    """Per finger: the most the closure rises above its lowest value before that moment."""
+    return np.asarray(np.clip((closure - np.minimum.accumulate(closure, axis=0)).max(axis=0), 0.0, 1.0))
+
+
 def _excursion(closure: np.ndarray) -> np.ndarray:
     """Per finger: the larger of the robust peak (90th percentile, so a few noisy steps do
     not count as movement) minus the lowest closure before the maximum, and the most the
@@ -170,11 +185,21 @@ class RuleScorer:
 
     def measure(self, trial: Trial) -> dict[str, Any]:
         closure, cautious, method = finger_closure_bounds(trial)
+        if method == "hand":
+            # the closing movement: the most the (smoothed) closure rises above its lowest
+            # value before that moment — a held posture, or opening, counts nothing
+            exc = _rise(closure)
+            # "moved at all" (0 or not) on a curve smoothed further, so jitter is no movement
+            k = max(1, round(closure.shape[0] * HAND_MOVED_S / max(trial.duration, 1e-9)))
+            slow = _smooth(closure, k | 1)
+            moved = _rise(slow)
+        else:
+            exc, moved = _excursion(closure), _excursion(cautious)
         return {
             "method": method,
-            "peak": closure.max(axis=0),  # the curve is already smoothed over SMOOTH_STEPS
-            "excursion": _excursion(closure),
-            "moved": _excursion(cautious),
+            "peak": closure.max(axis=0),  # the curve is already smoothed
+            "excursion": exc,
+            "moved": moved,
             "cautious_peak": cautious.max(axis=0),
             "start": closure[:10].mean(axis=0),
             # how much the mean closure still rose over the last 5 % of the trial
@@ -233,24 +258,24 @@ class RuleScorer:
     def _score_hand(self, m: dict[str, Any]) -> Result:
         """The rule on hand-frame closure, with reasons in degrees."""
         th = self.thresholds
-        peak, exc, start = m["peak"], m["excursion"], m["start"]
+        peak, exc, start, moved = m["peak"], m["excursion"], m["start"], m["moved"]
         peak_deg = degrees_from_closure(peak)
         start_deg = degrees_from_closure(start)
         full_deg = degrees_from_closure(th.full)
         fingers = ", ".join(
             f"{n} {s:.0f}° → {p:.0f}°" for n, s, p in zip(FINGERS, start_deg, peak_deg, strict=True)
         )
-        moved_most = int(np.argmax(exc))
+        moved_most = int(np.argmax(moved))
         span_deg = degrees_from_closure(1.0) - degrees_from_closure(0.0)
-        moved_deg = float(exc[moved_most] * span_deg[moved_most])
+        moved_deg = float(moved[moved_most] * span_deg[moved_most])
         if peak.min() >= th.full and exc.mean() >= th.full_excursion:
             score = 2
             why = f"every finger closed into a full fist (flexion start → peak: {fingers})"
-        elif exc.max() < th.trace_hand:
+        elif moved.max() < th.trace_hand:
             score = 0
             why = (
                 f"no finger flexed actively: the largest closing movement was {moved_deg:.0f}° "
-                f"({FINGERS[moved_most]}, {exc[moved_most]:.0%} of the way to a fist; a movement "
+                f"({FINGERS[moved_most]}, {moved[moved_most]:.0%} of the way to a fist; a movement "
                 f"counts from {th.trace_hand:.0%}) — flexion start → peak: {fingers}"
             )
         else:
@@ -274,7 +299,7 @@ class RuleScorer:
         # The decisive quantities: 2 needs both the peak and the excursion over their
         # thresholds; 0 needs every excursion under the trace.
         to_full = min(float(peak.min()) - th.full, float(exc.mean()) - th.full_excursion)
-        to_trace = float(exc.max()) - th.trace_hand
+        to_trace = float(moved.max()) - th.trace_hand
         borderline = bool(abs(to_full) < th.margin or abs(to_trace) < th.margin)
         details = {
             "method": "hand",

@@ -56,7 +56,7 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--from-store", metavar="STORE", required=True, help="a copy of the trial store")
     p.add_argument("--out", metavar="DIR", required=True, help="the candidate directory to write")
-    p.add_argument("--variant", choices=["3d", "2d"],
+    p.add_argument("--variant", choices=["hand", "3d", "2d"],
                    help="which scorer (default: the one the appliance uses with --config)")  # fmt: skip
     p.add_argument("--init", choices=["current", "fresh"], default="current",
                    help="fine-tune the current scorer (default) or train from scratch")  # fmt: skip

@@ -14,7 +14,8 @@ code                fails when
 ``hand_missing``    the hand is tracked on fewer than ``min_presence_share`` of the frames
 ``hand_too_small``  the median hand size (bounding-box long side) is below ``min_hand_px``
 ``hand_cut_by_edge`` more than ``max_edge_cut_share`` of tracked frames have a landmark within
-                    ``edge_margin_px`` of the frame border (or outside it)
+                    ``edge_margin_px`` of the frame border (or outside it); with world
+                    landmarks only the finger joints (MCP to tip) count
 ``wrong_side``      ``side`` is set and fewer than ``min_side_share`` of the frames with a
                     handedness label show that hand
 ``stopped_early``   the recording lasted less than ``min_duration_s`` (stopped before a
@@ -43,6 +44,8 @@ from device.config import TrialConfig
 from device.trial.types import Side, Trial
 
 log = logging.getLogger(__name__)
+
+FINGER_JOINTS = list(range(5, 21))  # index…pinky, MCP to tip
 
 
 @dataclass(frozen=True)
@@ -171,7 +174,10 @@ def check_quality(trial: Trial, cfg: TrialConfig | None = None) -> QualityReport
         )
     w, h = trial.image_size
     m = cfg.edge_margin_px
-    xy = lm[:, :, :2]
+    # In the hand frame only the fingers must be in view (the item is about them: a wrist or
+    # thumb base on the edge of a close-up does not hide a flexion); on image landmarks the
+    # whole hand (the 2D measures use the wrist and the palm).
+    xy = lm[:, FINGER_JOINTS, :2] if trial.has_world else lm[:, :, :2]
     cut = (
         (xy[..., 0] < m).any(axis=1)
         | (xy[..., 1] < m).any(axis=1)

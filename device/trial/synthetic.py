@@ -25,9 +25,11 @@ centred on the palm and turned with the camera rotation, as the landmark model's
 output is. They carry what the real model's world output shows on real clips
 (``scripts/calibrate_world.py``): a *bias* — a real open hand reads ≈ 40–75° summed per
 finger, a real fist ≈ 210–250°, so the world pose is the hand's closure mapped onto
-``WORLD_OPEN``…``WORLD_FIST`` with a per-hand, per-finger offset — and temporally correlated
-jitter of 1–4 mm per joint. Their random numbers come from a stream of their own (seeded from
-the trial), so the image landmarks of a seed are the same with or without them.
+``WORLD_OPEN``…``WORLD_FIST`` with a per-hand, per-finger offset and a slow wander — and
+temporally correlated jitter of 0.3–1.2 mm per joint (frame-to-frame changes of a still open
+hand's closure ≈ 0.01–0.05 of a fist, as on the real clips). Their random numbers come from
+a stream of their own (seeded from the trial), so the image landmarks of a seed are the same
+with or without them.
 ``scripts/make_trials.py`` uses this module to build the training set; tests use it to make
 trials without any data files.
 """
@@ -432,10 +434,14 @@ def _world_landmarks(
     wrng = np.random.default_rng(zlib.crc32(np.nan_to_num(lm[:, :2, :2]).tobytes()))
     palm_m = wrng.uniform(0.08, 0.10)
     offset = wrng.normal(0.0, 0.04, 4)  # this hand's fingers read a little more or less bent
-    wc = WORLD_OPEN + np.clip(closure, 0.0, 1.05) * (WORLD_FIST - WORLD_OPEN) + offset
+    # … and wanders slowly (the real output's open hands drift by ≈ 0.02–0.05 of a fist)
+    t = np.arange(n)[:, None] / 30.0
+    period = wrng.uniform(2.0, 5.0, 4)
+    wander = wrng.uniform(0.0, 0.04, 4) * np.sin(2 * np.pi * t / period + wrng.uniform(0, 6.3, 4))
+    wc = WORLD_OPEN + np.clip(closure, 0.0, 1.05) * (WORLD_FIST - WORLD_OPEN) + offset + wander
     pts = pose_hands(np.clip(wc, 0.0, 1.05), thumb, shape) - np.array([0.0, 0.75, 0.0])
     world = np.einsum("tij,tkj->tki", cam_rot, pts) * palm_m
-    sigma = wrng.uniform(0.001, 0.004)
+    sigma = wrng.uniform(0.0003, 0.0012)
     a = 0.6
     jit = wrng.normal(0.0, sigma, world.shape)
     for i in range(1, n):

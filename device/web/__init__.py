@@ -1,12 +1,13 @@
 """The local web page: Flask app factory, blueprints, templates and static files (no CDN).
 
 The composition root builds the app with :func:`create_app` over an object implementing
-:class:`WebServices` and serves it with waitress::
+:class:`WebServices` and serves it with waitress (:func:`device.web.server.make_server`: HTTPS
+and connection deadlines on top of waitress)::
 
-    check_bind(cfg.web.host, cfg.web)                 # refuses LAN without a password
+    check_bind(cfg.web.host, cfg.web)                 # refuses LAN without HTTPS or a password
     web_cfg, generated = ensure_password(cfg.web)     # demo: show `generated` once
     app = create_app(services, web_cfg, state_dir=state_dir)
-    server = waitress.create_server(app, host=..., port=..., **waitress_options(web_cfg))
+    server = make_server(app, web_cfg, ssl_context=...)  # server_options(web_cfg)
     shutdown(app)                                     # ends live streams before the server stops
 
 Waitress needs ``threads`` ≥ ``web.max_streams`` + 4: each live viewer holds one thread.
@@ -36,6 +37,7 @@ __all__ = [
     "ensure_password",
     "hash_password",
     "is_loopback",
+    "server_options",
     "shutdown",
     "waitress_options",
     "waitress_threads",
@@ -43,6 +45,16 @@ __all__ = [
 
 OUTBUF_HIGH_WATERMARK = 256 * 1024  # bytes queued per connection before the writer waits
 MAX_HEADER_BYTES = 32 * 1024  # all request headers together (cookie, CSRF, user agent, …)
+# Open connections the server holds before it stops accepting (waitress's default is 100, so
+# 110 half-open connections locked everyone out). Each costs a socket and a few KB, never a
+# thread; 500 stays well under the 1024 file descriptors a process gets by default.
+CONNECTION_LIMIT = 500
+CLEANUP_INTERVAL_S = 1  # how often deadlines are checked (waitress's default is 30 s)
+# The kernel's send buffer per connection (set by device.web.server.FlexscoreServer). Linux
+# grows it up to 4 MB on its own: 15-30 s of live view queued for a viewer that stopped
+# reading before the server could notice (and that much lag for a slow one). 256 KB is still
+# more than a LAN link needs in flight.
+SEND_BUFFER_BYTES = 256 * 1024
 
 
 def waitress_threads(max_streams: int) -> int:
@@ -60,4 +72,18 @@ def waitress_options(cfg: WebConfig) -> dict[str, Any]:
         "max_request_body_size": cfg.max_request_kb * 1024,
         "max_request_header_size": MAX_HEADER_BYTES,  # waitress default 256 KB; ours are < 4 KB
         "ident": "flexscore",
+    }
+
+
+def server_options(cfg: WebConfig) -> dict[str, Any]:
+    """:func:`waitress_options` plus the daemon's connection limits: more open connections
+    than waitress's default, polled with ``poll()`` (``select()`` fails past 1024 file
+    descriptors), idle keep-alive connections closed after ``web.idle_timeout_s``, deadlines
+    checked every second (the request deadline is :class:`device.web.server.FlexscoreServer`'s)."""
+    return {
+        **waitress_options(cfg),
+        "connection_limit": CONNECTION_LIMIT,
+        "asyncore_use_poll": True,
+        "channel_timeout": max(1, round(cfg.idle_timeout_s)),
+        "cleanup_interval": CLEANUP_INTERVAL_S,
     }

@@ -21,6 +21,7 @@ from device.web.access import WebState, is_api, json_error
 from device.web.live import StreamLimiter
 from device.web.security import (
     SECRET_FILE_NAME,
+    HostCheck,
     LoginLimiter,
     SessionRegistry,
     configured_hash,
@@ -72,6 +73,7 @@ def create_app(
     *,
     state_dir: str | Path | None = None,
     flask_config: Mapping[str, Any] | None = None,
+    certificate_fingerprint: str | None = None,
 ) -> Flask:
     """The web app over ``services``.
 
@@ -83,6 +85,8 @@ def create_app(
         state_dir: where the session signing key is kept (``web-secret.key``) when
             ``config.secret_key_file`` is empty.
         flask_config: extra Flask settings (tests pass ``TESTING`` and ``SECRET_KEY``).
+        certificate_fingerprint: the HTTPS certificate's SHA-256 fingerprint, shown on the
+            status page (``config.tls``: the server serves HTTPS; cookies are ``Secure``).
     """
     cfg = config or WebConfig()
     extra = dict(flask_config or {})
@@ -92,6 +96,8 @@ def create_app(
         SESSION_COOKIE_NAME="flexscore_session",
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Strict",
+        SESSION_COOKIE_SECURE=cfg.tls,  # over HTTPS the cookie never travels in clear text
+        PREFERRED_URL_SCHEME="https" if cfg.tls else "http",
         PERMANENT_SESSION_LIFETIME=timedelta(minutes=cfg.session_minutes),
         # The cookie is sent only when the session changes (login, logout, a new CSRF token).
         # Refreshing it on every request let a late answer to another tab's status poll put
@@ -114,6 +120,8 @@ def create_app(
         login_limiter=LoginLimiter(cfg.login_max_attempts, cfg.login_window_s),
         streams=StreamLimiter(cfg.max_streams),
         sessions=SessionRegistry(cfg.session_minutes * 60.0),
+        hosts=HostCheck(cfg.allowed_hosts),
+        certificate_fingerprint=certificate_fingerprint,
     )
     app.url_map.converters["int"] = RowIdConverter  # before any route is added
     access.init_app(app)
@@ -125,7 +133,7 @@ def create_app(
     def http_error(exc: HTTPException) -> Response | tuple[str, int]:
         code = exc.code or 500
         custom = exc.description and exc.description != type(exc).description
-        message = exc.description if code in (400, 404) and custom else ERROR_TEXT.get(code, exc.name)
+        message = exc.description if code in (400, 403, 404) and custom else ERROR_TEXT.get(code, exc.name)
         if is_api() or request.accept_mimetypes.best == "application/json":
             resp = json_error(code, message or exc.name)
         else:

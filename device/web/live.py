@@ -6,7 +6,8 @@
   viewers, and at most ``max_encode_fps`` times a second however many viewers ask (a
   tracker faster than the stream would otherwise cost one encode per viewer per frame).
   A slow viewer therefore skips frames; it never queues them or slows the tracker.
-* :class:`StreamLimiter` hands out at most N stream slots; the view answers 503 without one.
+* :class:`StreamLimiter` hands out at most N stream slots (and 2 per session); the view
+  answers 503 without one.
 * :class:`MjpegStream` is the ``multipart/x-mixed-replace`` body. Its ``close()`` (called by
   every WSGI server when the client goes away or the response ends) frees the slot, even
   when the body was never iterated.
@@ -111,23 +112,39 @@ class LiveFrames:
         return bytes(buf)
 
 
-class StreamLimiter:
-    """At most ``limit`` concurrent streams."""
+STREAMS_PER_SESSION = 2  # live views one login may hold at once (two tabs)
 
-    def __init__(self, limit: int) -> None:
+
+class StreamLimiter:
+    """At most ``limit`` concurrent streams, and at most ``per_key`` for one key (a session).
+
+    A slot is held until the stream's body is closed: when the viewer leaves, or when the
+    server drops an answer the viewer stopped reading (``web.request_timeout_s``)."""
+
+    def __init__(self, limit: int, per_key: int = STREAMS_PER_SESSION) -> None:
         self.limit = limit
+        self.per_key = per_key
         self._lock = threading.Lock()
         self._active = 0
+        self._by_key: dict[str, int] = {}
 
     @property
     def active(self) -> int:
         return self._active
 
-    def acquire(self) -> Callable[[], None] | None:
-        """A release function for a new slot, or None when all slots are taken."""
+    def held_by(self, key: str) -> int:
+        with self._lock:
+            return self._by_key.get(key, 0)
+
+    def acquire(self, key: str | None = None) -> Callable[[], None] | None:
+        """A release function for a new slot, or None when all slots (or ``key``'s) are taken."""
         with self._lock:
             if self._active >= self.limit:
                 return None
+            if key is not None:
+                if self._by_key.get(key, 0) >= self.per_key:
+                    return None
+                self._by_key[key] = self._by_key.get(key, 0) + 1
             self._active += 1
         released = threading.Event()
 
@@ -137,6 +154,12 @@ class StreamLimiter:
                     return
                 released.set()
                 self._active -= 1
+                if key is not None:
+                    left = self._by_key.get(key, 1) - 1
+                    if left > 0:
+                        self._by_key[key] = left
+                    else:
+                        self._by_key.pop(key, None)
 
         return release
 

@@ -50,7 +50,7 @@ class TrialSeries:
         t: seconds from the start of the recording [N].
         flexion: % of a full fist per finger [N, 4] (index, middle, ring, pinky).
         openness: mean fingertip-to-palm distance in palm sizes [N].
-        method: "3d" or "2d" (how the rule measured flexion).
+        method: "hand", "3d" or "2d" (how the rule measured flexion).
     """
 
     t: np.ndarray

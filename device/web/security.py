@@ -9,13 +9,12 @@ The password is a werkzeug hash (scrypt) from ``web.password_hash``, else the pl
 ``FLEXSCORE_PASSWORD`` environment variable (demo and tests). With neither, the
 composition root calls :func:`ensure_password`, which generates one for this run and
 returns it to be shown once on the console. :func:`check_bind` refuses a non-loopback host
-while no password is configured.
+while no password is configured or without HTTPS.
 """
 
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import logging
 import os
 import secrets
@@ -29,7 +28,7 @@ from typing import ClassVar
 
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from device.config import WebConfig, replace
+from device.config import WebConfig, is_loopback_host, replace
 from device.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -81,28 +80,94 @@ def check_password(password_hash: str | None, plain: str) -> bool:
 
 def is_loopback(host: str) -> bool:
     """True for 127.0.0.0/8, ::1 and ``localhost``."""
-    name = host.strip().strip("[]").lower()
-    if name == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
+    return is_loopback_host(host)
 
 
 def check_bind(host: str, cfg: WebConfig, env: Mapping[str, str] | None = None) -> None:
-    """Refuse to serve on a non-loopback ``host`` while no clinician password is set.
+    """Refuse to serve on a non-loopback ``host`` without HTTPS or without a clinician password.
 
     Call it with the config as loaded (before :func:`ensure_password`): a generated demo
-    password is for this machine only."""
+    password is for this machine only. ``host`` may differ from ``cfg.host`` (``--host``)."""
     if is_loopback(host):
         return
+    if not cfg.tls:
+        raise ConfigError(
+            f"refusing to serve the web page on {host} over plain HTTP: the clinician password and "
+            "patient data would cross the network unencrypted. Set web.tls = true (or run with "
+            "--tls), or bind to 127.0.0.1"
+        )
     if configured_hash(cfg, env) is None:
         raise ConfigError(
             f"refusing to serve the web page on {host}: no clinician password is set. "
             f"Set web.password_hash (a werkzeug scrypt hash) or {PASSWORD_ENV}, "
             "or bind to 127.0.0.1"
         )
+
+
+def host_name(header: str | None) -> str | None:
+    """The host of a ``Host`` header without its port, lower case; None when malformed."""
+    h = (header or "").strip().lower()
+    if not h or any(ord(c) < 33 or ord(c) > 126 for c in h) or any(c in h for c in "/\\@?#"):
+        return None
+    if h.startswith("["):
+        end = h.find("]")
+        name, rest = h[1:end], h[end + 1 :]
+        if end < 0 or ":" not in name:
+            return None
+    else:
+        name, sep, port = h.partition(":")
+        rest = sep + port
+    if rest and not (rest.startswith(":") and rest[1:].isdigit() and len(rest) <= 6):
+        return None
+    name = name.rstrip(".")
+    return name or None
+
+
+class HostCheck:
+    """The ``web.allowed_hosts`` allow-list (a defence against DNS rebinding).
+
+    With an explicit list, exactly those names. Empty: the device's own names and addresses
+    (:func:`device.web.tls.device_names`), looked up again at most every ``refresh_s`` when an
+    unknown name arrives, so a new DHCP address is accepted without a restart."""
+
+    def __init__(
+        self,
+        allowed: tuple[str, ...] = (),
+        *,
+        names: Callable[[], list[str]] | None = None,
+        refresh_s: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.explicit = frozenset(n for n in (host_name(h) for h in allowed) if n) if allowed else None
+        if names is None:
+            from device.web.tls import device_names
+
+            names = device_names
+        self._names = names
+        self._refresh_s = refresh_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._auto: frozenset[str] = frozenset()
+        self._auto_at = float("-inf")
+
+    def allowed(self) -> frozenset[str]:
+        if self.explicit is not None:
+            return self.explicit
+        with self._lock:
+            if self._clock() - self._auto_at >= self._refresh_s:
+                self._auto = frozenset(n.lower() for n in self._names())
+                self._auto_at = self._clock()
+            return self._auto
+
+    def allows(self, header: str | None) -> bool:
+        name = host_name(header)
+        if name is None:
+            return False
+        if self.explicit is not None:
+            return name in self.explicit
+        with self._lock:
+            known = name in self._auto
+        return known or name in self.allowed()
 
 
 def load_secret_key(path: str | Path) -> bytes:

@@ -10,7 +10,20 @@ from werkzeug.wrappers import Response
 
 from device.errors import InputError
 from device.store import TrialRecord
-from device.web.access import csrf_token, patient_may_see, require, role, services, state, store
+from device.web.access import (
+    choose_unit_patient,
+    chosen_patient,
+    csrf_token,
+    may_cancel,
+    note_start,
+    patient_may_see,
+    patient_start,
+    require,
+    role,
+    services,
+    state,
+    store,
+)
 from device.web.queries import iter_trials, trial_view, trial_views
 from device.web.views.history import parse_filter
 from device.web.views.results import parse_label
@@ -21,29 +34,82 @@ bp = Blueprint("api", __name__, url_prefix="/api")
 MAX_LIMIT = 500
 
 
+MAX_JSON_DEPTH = 32  # nesting a start or label body may have (they are flat objects)
+
+
+def _depth(raw: bytes) -> int:
+    """The deepest nesting of ``[`` / ``{`` in a JSON text (brackets inside strings skipped)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for b in raw:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif b == 0x5C:  # backslash
+                escaped = True
+            elif b == 0x22:  # quote
+                in_string = False
+        elif b == 0x22:
+            in_string = True
+        elif b in (0x5B, 0x7B):
+            depth += 1
+            deepest = max(deepest, depth)
+        elif b in (0x5D, 0x7D):
+            depth -= 1
+    return deepest
+
+
+def _check_text(value: Any) -> None:
+    """400 for a string that is not Unicode text (a lone surrogate such as "\\ud800")."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            abort(400, description="the request holds text that is not valid Unicode")
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _check_text(k)
+            _check_text(v)
+    elif isinstance(value, list):
+        for v in value:
+            _check_text(v)
+
+
 def _body() -> dict[str, Any]:
+    if request.is_json and _depth(request.get_data(cache=True)) > MAX_JSON_DEPTH:
+        abort(400, description=f"the JSON body is nested more than {MAX_JSON_DEPTH} deep")
     data = request.get_json(silent=True)
     if data is None:
         return dict(request.form)
     if not isinstance(data, dict):
         abort(400, description="the request body must be a JSON object")
+    _check_text(data)
     return data
 
 
 def _status_doc() -> dict[str, Any]:
+    """Anonymous: the device's state only. Patient mode: also the side and the newest trial
+    when they are its own patient's. Clinician: everything, with the patient code."""
     snap = services().status()
-    last = store().last_trial()
+    who = role()
     doc: dict[str, Any] = {
         "state": snap.get("state", "idle"),
         "remaining_s": snap.get("remaining_s"),
         "camera": snap.get("camera", "starting"),
         "fps": round(float(snap.get("fps", 0.0) or 0.0), 1),
-        "side": snap.get("side"),
         "hand_in_view": snap.get("hand_in_view"),
         "reasons": list(snap.get("reasons", []) or []),
         "reference": bool(snap.get("reference", False)),
-        "last_trial": None
-        if last is None
+        "role": who,
+    }
+    if who is None:
+        return doc
+    own = who == "clinician" or snap.get("patient") == (chosen_patient() or (None,))[0]
+    doc["side"] = snap.get("side") if own else None
+    last = store().last_trial()
+    doc["last_trial"] = (
+        None
+        if last is None or not patient_may_see(last)
         else {
             "id": last.id,
             "status": last.status,
@@ -52,10 +118,9 @@ def _status_doc() -> dict[str, Any]:
             else None,
             "finished_at": last.finished_at.isoformat() if last.finished_at else None,
             "role": last.role,
-        },
-        "role": role(),
-    }
-    if role() == "clinician":
+        }
+    )
+    if who == "clinician":
         doc["patient"] = snap.get("patient")
     return doc
 
@@ -141,10 +206,15 @@ def start() -> tuple[Response, int]:
     reference = parse_reference(body.get("reference"))
     if reference and role() != "clinician":
         abort(403, description=REFERENCE_FORBIDDEN)
+    if role() != "clinician":
+        code, side = patient_start(code, side or None)
     try:
         started = services().start_trial(code or None, side or None, reference=reference)
     except InputError as exc:
         abort(400, description=str(exc))
+    note_start(started)
+    if started:
+        choose_unit_patient(code, side)
     if not started:
         return jsonify({"started": False, "error": "a trial is already running"}), 409
     return jsonify({"started": True, "status": _status_doc()}), 202
@@ -153,6 +223,7 @@ def start() -> tuple[Response, int]:
 @bp.post("/trials/cancel")
 @require("patient")
 def cancel() -> Response:
+    may_cancel()
     return jsonify({"cancelled": services().cancel_trial()})
 
 

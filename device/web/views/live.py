@@ -8,7 +8,17 @@ from flask import Blueprint, Response, abort, flash, redirect, render_template, 
 from werkzeug.wrappers import Response as BaseResponse
 
 from device.errors import InputError
-from device.web.access import require, role, services, state
+from device.web.access import (
+    choose_unit_patient,
+    chosen_patient,
+    may_cancel,
+    note_start,
+    patient_start,
+    require,
+    role,
+    services,
+    state,
+)
 from device.web.live import BOUNDARY, MjpegStream
 from device.web.texts import CAMERA_TEXT, HAND_TEXT, STATE_TEXT
 
@@ -36,9 +46,10 @@ def index() -> str:
         state_text=STATE_TEXT,
         camera_text=CAMERA_TEXT,
         hand_text=HAND_TEXT,
-        patient_code=session.get("patient_code", ""),
+        patient_code=session.get("patient_code", "") if role() == "clinician" else "",
         side=session.get("side", ""),
         clinician=role() == "clinician",
+        patient_chosen=role() == "clinician" or chosen_patient() is not None,
     )
 
 
@@ -46,9 +57,9 @@ def index() -> str:
 @require("patient")
 def stream() -> BaseResponse:
     st = state()
-    release = st.streams.acquire()
+    release = st.streams.acquire(str(session.get("sid")))
     if release is None:
-        log.info("live stream refused: %d viewers already", st.streams.limit)
+        log.info("live stream refused: %d viewers already (or 2 in this session)", st.streams.active)
         resp = Response("Too many live viewers; try again later.\n", 503, mimetype="text/plain")
         resp.headers["Retry-After"] = "5"
         return resp
@@ -79,12 +90,18 @@ def start() -> BaseResponse:
     reference = parse_reference(request.form.get("reference"))
     if reference and role() != "clinician":
         abort(403, description=REFERENCE_FORBIDDEN)
-    session["patient_code"], session["side"] = code, side
+    if role() == "clinician":
+        session["patient_code"], session["side"] = code, side
+    else:
+        code, side = (v or "" for v in patient_start(code, side or None))
     try:
         started = services().start_trial(code or None, side or None, reference=reference)
     except InputError as exc:
         flash(str(exc), "error")
         return redirect(url_for("live.index"))
+    note_start(started)
+    if started:
+        choose_unit_patient(code, side)
     if not started:
         flash("A trial is already running.", "error")
     return redirect(url_for("live.index"))
@@ -93,6 +110,7 @@ def start() -> BaseResponse:
 @bp.post("/trial/cancel")
 @require("patient")
 def cancel() -> BaseResponse:
+    may_cancel()
     if not services().cancel_trial():
         flash("No trial was running.", "info")
     return redirect(url_for("live.index"))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template
+from flask import Blueprint, render_template, request
 
 from device.web.access import require, services, state
 from device.web.texts import CAMERA_TEXT
@@ -45,6 +45,7 @@ def index() -> str:
         **info.settings,
     }
     used = info.disk_total_bytes - info.disk_free_bytes
+    st = state()
     return render_template(
         "status.html",
         info=info,
@@ -54,4 +55,7 @@ def index() -> str:
         disk_used_share=used / info.disk_total_bytes if info.disk_total_bytes else 0.0,
         human_bytes=human_bytes,
         human_duration=human_duration,
+        https=request.is_secure,
+        fingerprint=st.certificate_fingerprint,
+        hosts=sorted(st.hosts.allowed()),
     )

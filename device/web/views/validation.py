@@ -15,7 +15,8 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, render_template, request
 
 from device import __version__
-from device.scoring.agreement import store_report
+from device.errors import InputError
+from device.scoring.agreement import since_datetime, store_report
 from device.web.access import require, store
 
 log = logging.getLogger(__name__)
@@ -37,17 +38,21 @@ def _since() -> tuple[date | None, list[str]]:
     if not text:
         return None, []
     try:
-        return date.fromisoformat(text), []
+        since = date.fromisoformat(text)
+        since_datetime(since)  # a date the store can compare with (not year 1)
+    except InputError as exc:
+        return None, [f"'since': {exc}."]
     except ValueError:
         return None, ["'since' must be a date like 2024-05-31."]
+    return since, []
 
 
 @bp.get("")
 @require("clinician")
-def index() -> str:
+def index() -> tuple[str, int]:
     since, errors = _since()
     rep = store_report(store(), since)
-    return render_template(
+    page = render_template(
         "validation.html",
         rep=rep,
         since=since.isoformat() if since else "",
@@ -55,6 +60,7 @@ def index() -> str:
         pct=pct,
         num=num,
     )
+    return page, 400 if errors else 200
 
 
 @bp.get("/report.json")
