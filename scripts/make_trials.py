@@ -26,8 +26,9 @@ Real-derived trials (labels follow the clinical item; see docs/VALIDATION.md):
 
 Every real-derived trial is augmented: any in-plane rotation, an out-of-plane tilt up to 60°
 (affine foreshortening; in a quarter of the trials the tilt changes while the hand moves),
-scale, position, mirror, speed, frame rate, jitter and dropouts. **Held out entirely**: the ``hagrid_dynamic`` clip and the
-last 20 % of the kazuhito poses of each class (reported separately).
+scale, position, mirror, speed, frame rate, jitter and dropouts. **Held out entirely**: the
+``hagrid_dynamic`` clip and the last 20 % of the kazuhito poses of each class (reported
+separately).
 
 Usage: ``python scripts/make_trials.py [--small] [--out DIR] [--data DIR]``
 """
