@@ -14,7 +14,7 @@ from trial_helpers import blank_trial, kazuhito_trial, synth
 from device.cli import main
 from device.config import Config, ScoringConfig
 from device.errors import ModelError
-from device.scoring.decide import Decider, score_trial
+from device.scoring.decide import BORDERLINE_CAP, Decider, score_trial
 from device.scoring.rnn import RNNScorer
 from device.scoring.rules import RuleScorer
 from device.trial.io import load_track_json, save_track_json
@@ -161,6 +161,18 @@ def test_real_fists_tilted_out_of_plane_score_2_without_z(
             assert not trial.has_z and trial.world is None
             got.append(decider.score(trial).score)
     assert got == [2] * 8, got
+
+
+def test_2d_rule_marks_measurements_near_its_thresholds_borderline(decider: Decider) -> None:
+    # In 2D a hand turning away shortens the fingers as flexion does; within the rule's margin
+    # of a threshold the result is borderline, so the decision asks for review (≤ 0.7).
+    rule = RuleScorer()
+    near, far = kazuhito_trial(0.2, 2), kazuhito_trial(0.3, 2)  # largest movement ≈ 0.22 / 0.49
+    moved = rule.measure(near)["moved"].max()
+    assert abs(moved - rule.thresholds.trace_2d) < rule.thresholds.margin
+    assert rule.score(near).details["borderline"] and not rule.score(far).details["borderline"]
+    res = decider.score(near)
+    assert res.review and res.confidence <= BORDERLINE_CAP
 
 
 # --------------------------------------------------------------------------- CLI
