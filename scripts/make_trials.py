@@ -24,9 +24,11 @@ Real-derived trials (labels follow the clinical item; see docs/VALIDATION.md):
 * from ``landmarks/kazuhito_keypoint.csv`` (≈ 3,000 real open / closed 2D poses): an open
   pose moved over time towards a similar closed pose fully (2), part-way (1) or not (0).
 
-Every real-derived trial is augmented: any in-plane rotation, scale, position, mirror, speed,
-frame rate, jitter and dropouts. **Held out entirely**: the ``hagrid_dynamic`` clip and the
-last 20 % of the kazuhito poses of each class (reported separately).
+Every real-derived trial is augmented: any in-plane rotation, an out-of-plane tilt up to 60°
+(affine foreshortening; in a quarter of the trials the tilt changes while the hand moves),
+scale, position, mirror, speed, frame rate, jitter and dropouts. **Held out entirely**: the
+``hagrid_dynamic`` clip and the last 20 % of the kazuhito poses of each class (reported
+separately).
 
 Usage: ``python scripts/make_trials.py [--small] [--out DIR] [--data DIR]``
 """
@@ -270,8 +272,12 @@ def _sample(xy: np.ndarray, path: np.ndarray) -> np.ndarray:
     return np.asarray((1 - w) * xy[lo] + w * xy[hi])
 
 
-def foreshorten(rng: np.random.Generator, max_tilt_deg: float = 35.0) -> np.ndarray:
-    """A 2×2 map that approximates a small out-of-plane tilt of a flat-ish hand: the image
+MAX_TILT_DEG = 60.0  # out-of-plane tilt of the foreshortening (was 35°: tilted fists read as 1)
+TURNING_SHARE = 0.25  # share of trials whose tilt changes while the hand moves
+
+
+def foreshorten(rng: np.random.Generator, max_tilt_deg: float = MAX_TILT_DEG) -> np.ndarray:
+    """A 2×2 map that approximates an out-of-plane tilt of a flat-ish hand: the image
     shrinks by cos(tilt) along a random direction (identity for 30 % of the trials)."""
     if rng.random() < 0.3:
         return np.eye(2)
@@ -279,6 +285,21 @@ def foreshorten(rng: np.random.Generator, max_tilt_deg: float = 35.0) -> np.ndar
     k = np.cos(np.radians(rng.uniform(0.0, max_tilt_deg)))
     r = np.array([[np.cos(phi), -np.sin(phi)], [np.sin(phi), np.cos(phi)]])
     return np.asarray(r @ np.diag([k, 1.0]) @ r.T)
+
+
+def turning(n: int, rng: np.random.Generator, max_tilt_deg: float = 50.0) -> np.ndarray:
+    """Per-frame 2×2 maps [n, 2, 2] of a hand whose tilt changes during the trial: the
+    image shrinks along a random direction by cos(tilt), the tilt going from one random
+    angle to another (0–``max_tilt_deg``) with a smooth ramp at a random time."""
+    phi = rng.uniform(0, np.pi)
+    a0, a1 = np.radians(rng.uniform(0.0, max_tilt_deg, 2))
+    t0, dur = rng.uniform(0.0, 0.7), rng.uniform(0.2, 0.8)
+    prog = _minjerk((np.linspace(0.0, 1.0, n) - t0) / dur)
+    k = np.cos(a0 + (a1 - a0) * prog)
+    r = np.array([[np.cos(phi), -np.sin(phi)], [np.sin(phi), np.cos(phi)]])
+    d = np.zeros((n, 2, 2))
+    d[:, 0, 0], d[:, 1, 1] = k, 1.0
+    return np.asarray(r @ d @ r.T)
 
 
 def render(
@@ -291,8 +312,9 @@ def render(
 ) -> Trial:
     """Turn a source-rate pose sequence [S, 21, 2] into an augmented 2D trial.
 
-    Speed (0.7–1.4×), output frame rate, any in-plane rotation, a foreshortening (small
-    out-of-plane tilt), scale, position, mirror, jitter and dropouts. The labels (MediaPipe
+    Speed (0.7–1.4×), output frame rate, any in-plane rotation, a foreshortening (an
+    out-of-plane tilt up to ``MAX_TILT_DEG``, affine; in ``TURNING_SHARE`` of the trials
+    changing during the trial), scale, position, mirror, jitter and dropouts. The labels (MediaPipe
     handedness) swap when the image is mirrored.
     """
     speed = rng.uniform(0.7, 1.4)
@@ -310,7 +332,10 @@ def render(
     s = target / max(size, 1e-6)
     th = rng.uniform(-np.pi, np.pi)
     rot = np.array([[np.cos(th), -np.sin(th)], [np.sin(th), np.cos(th)]])
-    p = (lm - centre) @ foreshorten(rng).T @ rot.T * s
+    if rng.random() < TURNING_SHARE:
+        p = np.einsum("nij,nkj->nki", turning(n, rng), lm - centre) @ rot.T * s
+    else:
+        p = (lm - centre) @ foreshorten(rng).T @ rot.T * s
     mirror = bool(rng.random() < 0.5)
     if mirror:
         p[..., 0] *= -1

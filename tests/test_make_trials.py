@@ -100,3 +100,16 @@ def test_rule_scores_real_pose_blends(mt: ModuleType, alpha: float, score: int) 
         )
         got.append(RuleScorer().score(mt.render(seq * 100.0, 25.0, rng)).score)
     assert got.count(score) >= 2, got
+
+
+def test_foreshortening_reaches_60_degrees_and_turns(mt: ModuleType) -> None:
+    # Training foreshortening covers tilts up to MAX_TILT_DEG (a hand tilted 40–60° had its
+    # full fist read as 1 when training stopped at 35°); a share of the trials turns.
+    rng = np.random.default_rng(7)
+    shrink = [np.linalg.svd(mt.foreshorten(rng), compute_uv=False).min() for _ in range(400)]
+    assert min(shrink) >= np.cos(np.radians(mt.MAX_TILT_DEG)) - 1e-9
+    assert min(shrink) < np.cos(np.radians(50.0))  # tilts beyond the old 35° occur
+    maps = mt.turning(50, rng)
+    s = np.stack([np.linalg.svd(m, compute_uv=False) for m in maps])
+    assert np.allclose(s[:, 0], 1.0) and (s[:, 1] >= np.cos(np.radians(50.0)) - 1e-9).all()
+    assert np.allclose(maps[0], maps[0].T) and np.allclose(maps, maps.transpose(0, 2, 1))

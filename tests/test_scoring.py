@@ -14,10 +14,10 @@ from trial_helpers import blank_trial, kazuhito_trial, synth
 from device.cli import main
 from device.config import Config, ScoringConfig
 from device.errors import ModelError
-from device.scoring.decide import Decider, score_trial
+from device.scoring.decide import BORDERLINE_CAP, Decider, score_trial
 from device.scoring.rnn import RNNScorer
 from device.scoring.rules import RuleScorer
-from device.trial.io import save_track_json
+from device.trial.io import load_track_json, save_track_json
 from device.trial.types import Trial
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -131,6 +131,48 @@ def test_real_open_fist_open_clip_scores_2(decider: Decider) -> None:
 def test_real_kazuhito_poses_without_z(decider: Decider, alpha: float, score: int) -> None:
     got = [decider.score(kazuhito_trial(alpha, s)).score for s in range(3)]
     assert got.count(score) >= 2, got
+
+
+def _tilted(trial: Trial, tilt_deg: float, direction: float) -> Trial:
+    """The trial seen with the hand tilted ``tilt_deg`` out of the image plane: the image
+    shrinks by cos(tilt) along ``direction`` (radians) about the hand's centre."""
+    lm = trial.landmarks.copy()
+    centre = np.nanmean(lm[..., :2].reshape(-1, 2), axis=0)
+    c, s = np.cos(direction), np.sin(direction)
+    rot = np.array([[c, -s], [s, c]])
+    m = rot @ np.diag([np.cos(np.radians(tilt_deg)), 1.0]) @ rot.T
+    lm[..., :2] = (lm[..., :2] - centre) @ m.T + centre
+    return replace(trial, landmarks=lm)
+
+
+@pytest.mark.parametrize("tilt", [45.0, 60.0])
+def test_real_fists_tilted_out_of_plane_score_2_without_z(
+    decider: Decider, tilt: float, tmp_path: Path
+) -> None:
+    # Another tracker's 2D keypoints of a real full fist, the hand tilted 45–60°: the 2D
+    # scorer trained only up to 35° read these as 1, with confidence up to 0.99
+    # (docs/VALIDATION.md, "2D-only input"). Sample poses 1 and 2 pass make_trials' fist check.
+    got = []
+    for seed in (1, 2):
+        for direction in np.linspace(0.0, np.pi, 4, endpoint=False):
+            path = tmp_path / f"t{seed}_{direction:.2f}.json"
+            save_track_json(_tilted(kazuhito_trial(1.0, seed), tilt, float(direction)), path)
+            trial = load_track_json(path)  # as `flexscore score --landmarks` reads it
+            assert not trial.has_z and trial.world is None
+            got.append(decider.score(trial).score)
+    assert got == [2] * 8, got
+
+
+def test_2d_rule_marks_measurements_near_its_thresholds_borderline(decider: Decider) -> None:
+    # In 2D a hand turning away shortens the fingers as flexion does; within the rule's margin
+    # of a threshold the result is borderline, so the decision asks for review (≤ 0.7).
+    rule = RuleScorer()
+    near, far = kazuhito_trial(0.2, 2), kazuhito_trial(0.3, 2)  # largest movement ≈ 0.22 / 0.49
+    moved = rule.measure(near)["moved"].max()
+    assert abs(moved - rule.thresholds.trace_2d) < rule.thresholds.margin
+    assert rule.score(near).details["borderline"] and not rule.score(far).details["borderline"]
+    res = decider.score(near)
+    assert res.review and res.confidence <= BORDERLINE_CAP
 
 
 # --------------------------------------------------------------------------- CLI

@@ -36,7 +36,8 @@ score      when
 
 The item scores *active movement, not posture*: a hand that rests half-closed, or in a fist,
 and does not move has no excursion and scores 0. A result within ``margin`` of a threshold
-is marked ``borderline`` in its details (the decision then asks for review).
+is marked ``borderline`` in its details (the decision then asks for review) — in the hand
+frame and on 2D keypoints (where a hand turning away shortens the fingers as flexion does).
 
 The rule has no probabilities; its result feeds :mod:`device.scoring.decide` as a
 cross-check of the RNN and as the explanation given to the clinician.
@@ -240,12 +241,18 @@ class RuleScorer:
                     f"of their range on average (below {th.full_excursion:.0%}): the hand did "
                     f"not start from open (peak closure {fingers})"
                 )
-        details = {
+        details: dict[str, Any] = {
             "method": m["method"],
             "peak_closure": [round(float(v), 3) for v in peak],
             "excursion": [round(float(v), 3) for v in exc],
             "start_closure": [round(float(v), 3) for v in m["start"]],
         }
+        if m["method"] == "2d":
+            # 2D keypoints: a hand turning away shortens the fingers in the image as flexion
+            # does, so a measurement within ``margin`` of a threshold is borderline (review).
+            to_full = min(float(peak.min()) - th.full, float(exc.mean()) - th.full_excursion)
+            to_trace = float(m["moved"].max()) - th.trace_2d
+            details["borderline"] = bool(abs(to_full) < th.margin or abs(to_trace) < th.margin)
         return _rule_result(score, f"range-of-motion rule: {score} — {why}", details)
 
     def _score_hand(self, m: dict[str, Any]) -> Result:
