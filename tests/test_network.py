@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import http.client
 import json
 import os
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import daemon_helpers
 import pytest
 from flask import Flask
 from test_web_access import BODIES, MATRIX, seeded
@@ -44,15 +46,7 @@ DEADLINE_S = 1.0  # the served app's web.request_timeout_s (short, so the tests 
 WAIT_S = 30.0  # longest wait for something the server must do by itself
 
 
-def wait_for(cond: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.05)
+wait_for = functools.partial(daemon_helpers.wait_for, poll=0.05)
 
 
 # --------------------------------------------------------------------------- the real server

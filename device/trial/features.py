@@ -58,6 +58,7 @@ from typing import Literal
 import numpy as np
 
 from device.errors import InputError
+from device.trial.calibration import world_closure
 from device.trial.quality import anatomical_side
 from device.trial.types import Trial
 from device.vision.types import NUM_LANDMARKS
@@ -328,8 +329,6 @@ def trial_features(trial: Trial, variant: Variant = "3d", steps: int = N_STEPS) 
 def hand_features(trial: Trial, steps: int = N_STEPS) -> np.ndarray:
     """The ``hand`` feature matrix [steps, 11] (module docstring) of a trial with world
     landmarks; :class:`InputError` when it has none."""
-    from device.trial.calibration import world_closure  # calibration imports this module's types
-
     closure_t, _deg, observed_t = world_closure(trial)
     ts = np.linspace(trial.t[0], trial.t[-1], steps)
     c = np.stack([np.interp(ts, trial.t, closure_t[:, f]) for f in range(4)], axis=1)
