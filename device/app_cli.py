@@ -17,6 +17,8 @@ from device.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
+DEMO_PATIENT = "DEMO"  # the patient the demo default (no --config) records for
+
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,unused-ignore]
     r = sub.add_parser(
@@ -161,6 +163,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         from device.data import SAMPLE_VIDEO_MIRRORED
 
         cfg = replace(cfg, tracker=replace(cfg.tracker, mirrored=SAMPLE_VIDEO_MIRRORED))
+    if args.config is None and not cfg.unit.patient:
+        # The demo default records for a demo patient, so the button and `flexscore press`
+        # score a trial out of the box; an installed unit's config binds its own (or none).
+        cfg = replace(cfg, unit=replace(cfg.unit, patient=DEMO_PATIENT))
     if args.video:
         if not Path(args.video).is_file():
             raise ConfigError(f"--video {args.video}: file not found")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 import types
 import typing
@@ -152,6 +153,7 @@ class TrialConfig:
     def stopped_early_s(self) -> float:
         """Recordings shorter than this are "stopped too early"."""
         return min(self.min_duration_s, 0.9 * self.duration_s)
+
     # Frames that stop arriving for longer than this during a recording: a camera fault.
     max_frame_gap_s: float = 1.0
     # Palm seen edge-on (|palm normal · view axis| below ``edge_on_normal``) in more than this
@@ -289,6 +291,34 @@ class PanelConfig:
         _check(0 < self.blink_unit_s <= 10, "panel.blink_unit_s", "must be in (0, 10]")
 
 
+PATIENT_CODE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}")
+
+
+@dataclass(frozen=True)
+class UnitConfig:
+    """Whom this unit records for when nobody types a patient code (the button, ``flexscore
+    press``, an empty code on the page). A clinician can bind the unit to a patient on the
+    page (kept in the store, it wins over ``patient`` here)."""
+
+    patient: str = ""  # pseudonymous code bound at install time; empty: none
+    side: Literal["left", "right"] | None = None  # that patient's affected side
+    # True: trials without a patient are allowed (anonymous screening; every result and
+    # export says so). False: a trial without a patient is refused with how to fix it.
+    anonymous: bool = False
+
+    def __post_init__(self) -> None:
+        _check(
+            self.patient == "" or PATIENT_CODE_RE.fullmatch(self.patient) is not None,
+            "unit.patient",
+            "must be a pseudonymous code of 1-32 letters, digits, '_', '.', '-'",
+        )
+        _check(
+            not (self.anonymous and self.patient),
+            "unit.anonymous",
+            "cannot be set together with unit.patient",
+        )
+
+
 @dataclass(frozen=True)
 class StoreConfig:
     """Where trials are kept (device/store/): one SQLite file in WAL mode."""
@@ -414,6 +444,7 @@ class Config:
     scoring: ScoringConfig = field(default_factory=ScoringConfig)
     camera: CameraConfig = field(default_factory=CameraConfig)
     panel: PanelConfig = field(default_factory=PanelConfig)
+    unit: UnitConfig = field(default_factory=UnitConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
     web: WebConfig = field(default_factory=WebConfig)
 
@@ -463,9 +494,7 @@ def _convert(value: Any, tp: Any, path: str) -> Any:
         _check(isinstance(value, int) and not isinstance(value, bool), path, "must be an integer")
         return value
     if tp is float:
-        _check(
-            isinstance(value, int | float) and not isinstance(value, bool), path, "must be a number"
-        )
+        _check(isinstance(value, int | float) and not isinstance(value, bool), path, "must be a number")
         return float(value)
     if tp is str:
         _check(isinstance(value, str), path, "must be a string")

@@ -87,7 +87,7 @@ def record(a: FlexscoreApp, side: str, *, reference: bool) -> TrialRecord:
     before = a.store.last_trial()
     assert a.start_trial("P010", side, reference=reference)
     assert a.status()["reference"] is reference  # the page and /api/status show the role
-    assert ("reference hand" in a._overlay_text()) is reference  # and the live video's caption
+    assert ("reference hand" in a.core.overlay_text()) is reference  # and the live video's caption
     wait_for(
         lambda: (t := a.store.last_trial()) is not None and (before is None or t.id > before.id),
         TRIAL_TIMEOUT_S,

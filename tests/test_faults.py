@@ -24,7 +24,7 @@ from gpiozero.pins.mock import MockFactory
 
 from device.app import FlexscoreApp, send_control
 from device.camera import FrameSource, SyntheticSource, open_source
-from device.config import CameraConfig, Config, PanelConfig
+from device.config import CameraConfig, Config, PanelConfig, UnitConfig
 from device.errors import InputError
 from device.store import NewScore, RecorderSink, Store
 from device.trial.recorder import RecorderState, TrialRecorder
@@ -54,6 +54,7 @@ def make_app(tmp_path: Path) -> Iterator[Callable[..., FlexscoreApp]]:
     def make(
         factory: Callable[[], FrameSource], *, camera: CameraConfig = FAST_CAMERA, **sections: Any
     ) -> FlexscoreApp:
+        sections.setdefault("unit", UnitConfig(patient="T001"))  # the unit's patient: the button records
         app = FlexscoreApp(
             Config(camera=camera, **sections),
             state_dir=tmp_path / "state",

@@ -198,6 +198,7 @@ def test_the_appliance_records_the_version_of_the_scorer_that_scored(tmp_path: P
     from site_helpers import kazuhito_trial
 
     from device.app import FlexscoreApp
+    from device.appliance.session import stored_outcome
     from device.trial.recorder import RecorderState, StateChange, TrialInfo
 
     app = FlexscoreApp(Config(), state_dir=tmp_path, serve_web=False)
@@ -211,7 +212,8 @@ def test_the_appliance_records_the_version_of_the_scorer_that_scored(tmp_path: P
             assert res.status == "scored", res.reasons
             info = TrialInfo(seq=1, side="right", patient_id=None, origin="test",
                              started_at=datetime.now(UTC), trial=trial, result=res)  # fmt: skip
-            outcome = app._outcome(StateChange(RecorderState.SCORING, RecorderState.RESULT, 0.0, info))
+            change = StateChange(RecorderState.SCORING, RecorderState.RESULT, 0.0, info)
+            outcome = stored_outcome(change, app.model_version)
             assert outcome.score is not None
             assert outcome.score.model_version == res.details["rnn"]["version"]
             assert outcome.score.model_version.startswith(prefix)

@@ -51,12 +51,15 @@ MATRIX: list[tuple[str, str, tuple[int, int, int]]] = [
     ("POST", "/api/trials/start", (401, 403, 202)),
     ("POST", "/api/trials/cancel", (401, 200, 200)),
     ("POST", f"/api/trials/{OLD}/label", (401, 403, 201)),
+    ("GET", "/api/unit/patient", (401, 403, 200)),
+    ("POST", "/api/unit/patient", (401, 403, 200)),
 ]
 BODIES = {
     "/login": {"password": "wrong"},
     "/trial/start": {"patient_code": "P009", "side": "left"},
     "/api/trials/start": {"patient_code": "P009", "side": "left"},
     "/api/trials/{old}/label": {"score": 1, "comment": "ok"},
+    "/api/unit/patient": {"patient_code": "P009", "side": "left"},
     "/results/{old}/label": {"score": "1", "comment": "ok"},
 }
 
@@ -70,6 +73,7 @@ def seeded() -> Iterator[tuple[FakeServices, int, int]]:
 
 @pytest.fixture()
 def app(seeded: tuple[FakeServices, int, int]) -> Iterator[Flask]:
+    seeded[0].bind_patient(None, None)  # each case starts on a unit no clinician bound
     app = make_app(seeded[0])
     yield app
     shutdown(app)

@@ -89,6 +89,22 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     # migration are 'npz-v1' blobs without world landmarks (world = 0): they load with
     # ``Trial.world`` None and are scored through the 2D path.
     ("ALTER TABLE landmarks ADD COLUMN world INTEGER NOT NULL DEFAULT 0 CHECK (world IN (0, 1))",),
+    # 4: assessment items (issue 17). Each trial row is one item's assessment ("mass_flexion",
+    # "mass_extension", … — device/items); a recording that scores several items (make a
+    # fist, then open the hand) is stored as one row per item with the same landmarks, the
+    # later rows pointing at the first (``recording_of``). Rows written before this migration
+    # are mass flexion. ``settings`` keeps the unit's own state that must survive a restart
+    # (the patient a clinician bound the unit to), as JSON values.
+    (
+        "ALTER TABLE trials ADD COLUMN item TEXT NOT NULL DEFAULT 'mass_flexion'",
+        "ALTER TABLE trials ADD COLUMN recording_of INTEGER REFERENCES trials(id)",
+        "CREATE INDEX trials_item ON trials(item, started_at)",
+        """CREATE TABLE settings (
+            key TEXT PRIMARY KEY,
+            value TEXT NOT NULL,                       -- JSON
+            updated_at TEXT NOT NULL
+        )""",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

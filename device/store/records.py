@@ -80,6 +80,8 @@ class TrialRecord:
     has_world: bool = False  # its stored landmarks include world landmarks (schema 3)
     role: str = "assessment"  # or "reference" (the unaffected hand)
     profile: dict[str, Any] | None = None  # a reference trial's measured range of motion
+    item: str = "mass_flexion"  # the assessment item (device/items); schema 4
+    recording_of: int | None = None  # the first trial of a recording scored for several items
 
     @property
     def is_reference(self) -> bool:
@@ -92,6 +94,8 @@ class TrialRecord:
             "patient_id": self.patient_id,
             "side": self.side,
             "role": self.role,
+            "item": self.item,
+            "recording_of": self.recording_of,
             "status": self.status,
             "started_at": self.started_at.isoformat(),
             "finished_at": self.finished_at.isoformat() if self.finished_at else None,

@@ -5,8 +5,9 @@
 ``rejected``, ``cancelled``, ``error``) is written with its landmarks, quality, reasons and
 score in one transaction (:func:`write_outcome`). A trial cancelled during the countdown
 never gets a row. ``outcome_fn(change)`` says what to store for an outcome state (None for
-any other state); the web page's :func:`device.web.services.trial_outcome` is the one the
-appliance and the web fake both use, so the result page reads what was written.
+any other state): :func:`device.appliance.session.trial_outcome`, in the shape the result
+page reads. After an outcome is written, ``on_stored(trial_id, change, status)`` is called
+(the appliance's "trial stored" event).
 
 Store errors are logged, kept in :attr:`last_error` (the page shows it) and passed to
 ``on_error(change, exc)``; they never propagate into the recorder. When an outcome cannot
@@ -34,7 +35,7 @@ log = logging.getLogger(__name__)
 
 
 class Outcome(Protocol):
-    """What :func:`write_outcome` stores (e.g. :class:`device.web.services.TrialOutcome`)."""
+    """What :func:`write_outcome` stores (e.g. :class:`device.appliance.session.TrialOutcome`)."""
 
     @property
     def status(self) -> str: ...
@@ -52,6 +53,7 @@ class Outcome(Protocol):
 
 OutcomeFn = Callable[[StateChange], Outcome | None]
 ErrorFn = Callable[[StateChange, StoreError], None]
+StoredFn = Callable[[int, StateChange, str], None]
 
 
 def write_outcome(store: Store, trial_id: int, outcome: Outcome) -> None:
@@ -71,10 +73,18 @@ def write_outcome(store: Store, trial_id: int, outcome: Outcome) -> None:
 class RecorderSink:
     """Recorder listener that persists trials (see the module doc)."""
 
-    def __init__(self, store: Store, outcome_fn: OutcomeFn, *, on_error: ErrorFn | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        outcome_fn: OutcomeFn,
+        *,
+        on_error: ErrorFn | None = None,
+        on_stored: StoredFn | None = None,
+    ) -> None:
         self.store = store
         self.outcome_fn = outcome_fn
         self.on_error = on_error
+        self.on_stored = on_stored
         self.ids: dict[int, int] = {}  # recorder seq → store trial id
         self.last_error: StoreError | None = None
 
@@ -116,6 +126,8 @@ class RecorderSink:
                 self._mark_not_saved(trial_id, exc, outcome.finished_at)
                 raise
             self.last_error = None
+            if self.on_stored is not None:
+                self.on_stored(trial_id, change, outcome.status)
 
     def _mark_not_saved(self, trial_id: int, exc: StoreError, finished_at: datetime | None) -> None:
         reason = {"code": "not_saved", "message": f"the result could not be saved: {exc}"}

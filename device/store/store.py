@@ -49,6 +49,7 @@ from device.trial.types import Trial
 log = logging.getLogger(__name__)
 
 PATIENT_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
+ITEM_KEY = re.compile(r"[a-z][a-z0-9_]{0,39}")
 DISK_FULL = "database or disk is full"
 INTERRUPTED_REASON = {
     "code": "interrupted",
@@ -266,16 +267,22 @@ class Store:
         origin: str | None = None,
         started_at: datetime | None = None,
         role: str = "assessment",
+        item: str = "mass_flexion",
+        recording_of: int | None = None,
     ) -> int:
         """A new trial in status ``recording``; returns its id. ``role`` "reference" marks a
-        recording of the unaffected hand (``side`` is then that hand's side)."""
+        recording of the unaffected hand (``side`` is then that hand's side). ``item`` is the
+        assessment item; ``recording_of`` the first trial of the same recording when one
+        recording is scored for several items."""
         if role not in TRIAL_ROLES:
             raise StoreError(f"unknown trial role {role!r}; valid: {', '.join(TRIAL_ROLES)}")
+        if not ITEM_KEY.fullmatch(item):
+            raise StoreError(f"invalid assessment item key {item!r}")
         with self._write("begin trial") as c:
             cur = c.execute(
-                "INSERT INTO trials (patient_id, side, status, origin, started_at, role) "
-                "VALUES (?, ?, 'recording', ?, ?, ?)",
-                (patient_id, side, origin, _ts(started_at or self._clock()), role),
+                "INSERT INTO trials (patient_id, side, status, origin, started_at, role, item, "
+                "recording_of) VALUES (?, ?, 'recording', ?, ?, ?, ?, ?)",
+                (patient_id, side, origin, _ts(started_at or self._clock()), role, item, recording_of),
             )
             return int(cur.lastrowid or 0)
 
@@ -426,6 +433,8 @@ class Store:
             has_world=bool(row["has_world"]),
             role=row["role"],
             profile=_unjson(row["profile"]),
+            item=row["item"],
+            recording_of=row["recording_of"],
         )
 
     def _score_from(self, row: sqlite3.Row, score_id: int, trial_id: int, created: str) -> ScoreRecord:
@@ -458,10 +467,14 @@ class Store:
         offset: int = 0,
         patient_id: int | None = None,
         status: str | None = None,
+        item: str | None = None,
     ) -> list[TrialRecord]:
-        """Newest first."""
+        """Newest first; ``item`` keeps one assessment item's trials."""
         where: list[str] = []
         params: list[Any] = []
+        if item is not None:
+            where.append("t.item = ?")
+            params.append(item)
         if patient_id is not None:
             where.append("t.patient_id = ?")
             params.append(patient_id)
@@ -545,6 +558,27 @@ class Store:
         return out
 
     # -- audit ---------------------------------------------------------------------------
+    def get_setting(self, key: str) -> Any:
+        """The unit setting ``key`` (JSON value), or None when unset."""
+        rows = self._read("SELECT value FROM settings WHERE key = ?", (key,))
+        return json.loads(rows[0]["value"]) if rows else None
+
+    def set_setting(self, key: str, value: Any, actor: str = "system") -> None:
+        """Set (or with None, clear) the unit setting ``key``; audited."""
+        with self._write(f"set {key}") as c:
+            if value is None:
+                c.execute("DELETE FROM settings WHERE key = ?", (key,))
+            else:
+                c.execute(
+                    "INSERT INTO settings (key, value, updated_at) VALUES (?, ?, ?) "
+                    "ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                    (key, json.dumps(value), _ts(self._clock())),
+                )
+            c.execute(
+                "INSERT INTO audit (at, actor, action, detail) VALUES (?, ?, ?, ?)",
+                (_ts(self._clock()), actor, "setting", json.dumps({"key": key, "value": value})),
+            )
+
     def audit(self, actor: str, action: str, detail: dict[str, Any] | None = None) -> int:
         """Append to the audit log (who did what; no patient data in ``detail``)."""
         with self._write("audit") as c:

@@ -47,9 +47,6 @@ class WebState:
     sessions: SessionRegistry = field(default_factory=SessionRegistry)
     hosts: HostCheck = field(default_factory=HostCheck)
     certificate_fingerprint: str | None = None  # SHA-256 of the HTTPS certificate, if served
-    # The patient a clinician chose for this unit (code, side): what patient mode records
-    # for when its session was not handed over with a patient of its own.
-    unit_patient: tuple[str, str | None] | None = None
     clinician_trial: int | None = None  # recorder trial_seq of the trial a clinician started
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -128,11 +125,12 @@ NOT_YOUR_TRIAL = "this trial was started by the clinician: only the clinician (o
 
 def chosen_patient() -> tuple[str, str | None] | None:
     """The patient this patient-mode session records for: the one handed over with the
-    session by a clinician, else the one a clinician chose for the unit, else None."""
+    session by a clinician, else the patient the unit is bound to (the appliance keeps it),
+    else None."""
     handed = session.get(PATIENT_SESSION_KEY)
     if isinstance(handed, list) and len(handed) == 2 and isinstance(handed[0], str):
         return handed[0], handed[1] if handed[1] in ("left", "right") else None
-    return state().unit_patient
+    return services().bound_patient()
 
 
 def patient_start(code: str | None, side: str | None) -> tuple[str | None, str | None]:
@@ -163,11 +161,11 @@ def note_start(started: bool) -> None:
 
 
 def choose_unit_patient(code: str | None, side: str | None) -> None:
-    """A clinician's start with a patient code makes it the unit's patient."""
+    """A clinician's start with a patient code binds the unit to that patient (the button
+    and patient mode then record for them)."""
     code = (code or "").strip()
     if role() == "clinician" and code:
-        with state().lock:
-            state().unit_patient = (code, side or None)
+        services().bind_patient(code, side or None, actor="clinician")
 
 
 def may_cancel() -> None:

@@ -1,14 +1,16 @@
-"""A complete fake appliance for the web page: real store, real recorder, synthetic hand.
+"""A complete fake appliance for the web page: the real core with fake parts.
 
-:class:`FakeServices` implements :class:`~device.web.services.WebServices` with
+:class:`FakeServices` **is** the appliance core (:class:`device.appliance.Appliance`: the
+real recorder, quality gates, patient handling, reference trials, store writes and
+"trial stored" event) built with fake parts instead of hardware:
 
 * a real :class:`~device.store.Store` in a temporary directory (or ``state_dir``),
-* the real :class:`~device.trial.recorder.TrialRecorder` and quality gates,
-* a synthetic patient (:func:`device.trial.synthetic.make_trial`) whose hand opens and
-  closes during the recording with the score you ask for (``next_score``; ``None`` takes
+* a synthetic camera: a patient (:func:`device.trial.synthetic.make_trial`) whose hand opens
+  and closes during the recording with the score you ask for (``next_score``; ``None`` takes
   the hand out of view, so the trial is rejected),
-* the range-of-motion rule as the scorer, with made-up probabilities labelled
-  ``fake-rnn`` (this is a fake: its numbers mean nothing clinically),
+* the real decision (:class:`device.scoring.decide.Decider`: gates, rule, agreement policy)
+  with a stand-in for the RNN, labelled ``fake-rnn``, that says what the range-of-motion rule
+  says with probability 0.9 (this is a fake: its numbers mean nothing clinically),
 * :class:`~device.web.live.LiveFrames` for the live view.
 
 Two ways to drive it, like gpiozero's MockFactory:
@@ -22,14 +24,12 @@ Two ways to drive it, like gpiozero's MockFactory:
 
 from __future__ import annotations
 
-import collections
 import itertools
 import logging
 import sys
 import tempfile
 import threading
 import time
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -37,43 +37,23 @@ from typing import Any
 import numpy as np
 from flask import Flask
 
-from device.config import ModelsConfig, TrialConfig, WebConfig
+from device.appliance import RULE_VERSION, Appliance
+from device.appliance.session import resolve_patient
+from device.config import Config, TrialConfig, UnitConfig, WebConfig
 from device.errors import InputError
-from device.scoring.reference import apply_reference
+from device.scoring.decide import Decider
 from device.scoring.rules import RuleScorer
 from device.scoring.types import Result
-from device.store import RecorderSink, Store, TrialRecord
-from device.trial.quality import check_quality
-from device.trial.recorder import (
-    RecorderState,
-    RecorderTiming,
-    StateChange,
-    TrialInfo,
-    TrialRecorder,
-)
+from device.store import NewScore, Store, TrialRecord
+from device.trial.recorder import RecorderState, RecorderTiming, StateChange
 from device.trial.synthetic import SynthOptions, make_trial
 from device.trial.types import Side, Trial
 from device.vision.types import HandObservation
 from device.web.live import LiveFrames
-from device.web.services import (
-    JpegFrame,
-    StatusSnapshot,
-    SystemInfo,
-    check_reference,
-    check_side,
-    disk_usage,
-    measure_reference,
-    models_from_manifest,
-    resolve_patient,
-    score_in_session,
-    software_version,
-    trial_outcome,
-)
 
 log = logging.getLogger(__name__)
 
 FAKE_MODEL = "fake-rnn"
-RULE_VERSION = "rom-rule"
 DEMO_SCORES: tuple[int | None, ...] = (2, 1, 2, 0, None)
 MOTION_TRIES = 30
 
@@ -104,7 +84,51 @@ def _background(width: int, height: int) -> np.ndarray:
     return img
 
 
-class FakeServices:
+class StandInRNN:
+    """Stands in for the RNN: the rule's score with probability 0.9 (a fake part)."""
+
+    name = version = FAKE_MODEL
+
+    def __init__(self) -> None:
+        self._rule = RuleScorer()
+
+    def score(self, trial: Trial) -> Result:
+        rule = self._rule.score(trial)
+        score = rule.score if rule.score is not None else 0
+        probs = [0.05, 0.05, 0.05]
+        probs[score] = 0.90
+        return Result(
+            status="scored",
+            score=score,
+            probabilities=(probs[0], probs[1], probs[2]),
+            confidence=0.90,
+            reasons=(f"{FAKE_MODEL} (demo stand-in for the RNN): {score}",),
+            details={"name": FAKE_MODEL, "version": FAKE_MODEL},
+        )
+
+    def close(self) -> None:
+        pass
+
+
+class StandInDecider(Decider):
+    """The real decision with :class:`StandInRNN` for every landmark kind."""
+
+    def __init__(self, cfg: Config) -> None:
+        super().__init__(cfg, models_dir=cfg.models.resolved_dir())
+        self.stand_in = StandInRNN()
+
+    def rnn_for(self, *args: Any, **kwargs: Any) -> Any:
+        return self.stand_in
+
+
+def fake_config(timing: RecorderTiming, unit: UnitConfig | None = None) -> Config:
+    """The fake's config: the recording as long as ``timing`` says; by default trials
+    without a patient are allowed (anonymous screening), as most page tests need."""
+    trial = TrialConfig(duration_s=max(1.0, timing.recording_s))
+    return Config(trial=trial, unit=unit or UnitConfig(anonymous=True))
+
+
+class FakeServices(Appliance):
     """See the module doc."""
 
     def __init__(
@@ -117,135 +141,85 @@ class FakeServices:
         seed: int = 0,
         width: int = 640,
         height: int = 480,
+        unit: UnitConfig | None = None,
     ) -> None:
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         if state_dir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="flexscore-web-")
             state_dir = self._tmp.name
-        self.state_dir = Path(state_dir)
         self.auto = auto
         self.fps = fps
         self.size = (width, height)
-        self.clock: Any = time.monotonic if auto else FakeClock()
         self.timing = timing or RecorderTiming()
-        self.trial_config = TrialConfig(duration_s=max(1.0, self.timing.recording_s))
-        self.camera_state = "ok"
-        self.hand_in_view: str | None = "right"  # the fake's synthetic hand
+        config = fake_config(self.timing, unit)
+        self.trial_config = config.trial
         self.next_score: int | None = 2
         self.scores = itertools.cycle(DEMO_SCORES) if auto else None
         self.calls: list[str] = []  # "start", "cancel" — tests assert on history
         self._rng = np.random.default_rng(seed)
-        self._rule = RuleScorer()
-        self._lock = threading.RLock()
-        self._started = time.monotonic()
         self._frame_index = 0
-        self._frame_times: collections.deque[float] = collections.deque(maxlen=64)
         self._background = _background(width, height)
-        self._rest = self._motion(2, None).landmarks[0]
         self._motion_trial: Trial | None = None
         self._rec_frames = 0
-        self._patient_code: str | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._closed = False
-        self.live = LiveFrames()
-        self._store = Store(self.state_dir / "flexscore.db")
-        self._sink = RecorderSink(
-            self._store,
-            lambda change: trial_outcome(change, model_version=FAKE_MODEL, rule_version=RULE_VERSION),
-        )
+        self.decider = StandInDecider(config)
+        clock: Any = time.monotonic if auto else FakeClock()
+        self.clock = clock
+        store = Store(Path(state_dir) / "flexscore.db")
         try:
-            self.recorder = TrialRecorder(
-                self._score,
-                info_score_fn=self._score_in_session,
-                trial_config=self.trial_config,
+            super().__init__(
+                config,
+                state_dir=Path(state_dir),
+                store=store,
+                scorer=self.decider,
+                model_version=lambda: FAKE_MODEL,
+                live=LiveFrames(),
                 timing=self.timing,
                 submit=self._inline,
-                clock=self.clock,
+                clock=clock,
+                camera_info=self._camera_info,
+                settings_info=self._settings_info,
+                models_in_use=("palm_detection_lite_fp32", "hand_landmark_lite_fp32"),
             )
-            self.recorder.add_listener(self._on_change)
         except BaseException:
-            self._store.close()
+            store.close()
             raise
+        self.camera_state = "ok"
+        self._rest = self._motion(2, None).landmarks[0]
+        self.on_state_change(self._plan_motion)
         self.step()
         if auto:
             self._thread = threading.Thread(target=self._run, name="fake-camera", daemon=True)
             self._thread.start()
 
-    # -- WebServices -----------------------------------------------------------------------
-    @property
-    def store(self) -> Store:
-        return self._store
+    # -- the core, with the fake's bookkeeping ---------------------------------------------
+    def start_trial(self, patient_code: str | None, side: str | None, reference: bool = False) -> bool:
+        if self.recorder.busy:
+            return False
+        if self.scores is not None:
+            self.next_score = next(self.scores)
+        self.calls.append("start")
+        return super().start_trial(patient_code, side, reference)
 
-    def status(self) -> StatusSnapshot:
-        snap = self.recorder.snapshot()
-        info = self.recorder.info
+    def cancel_trial(self, reason: str = "cancelled on the web page") -> bool:
+        self.calls.append("cancel")
+        return super().cancel_trial(reason)
+
+    def _camera_info(self) -> dict[str, str]:
         return {
-            "state": str(snap["state"]),
-            "remaining_s": snap["remaining_s"],
-            "camera": self.camera_state,
-            "fps": self._fps(),
-            "hand_in_view": self.hand_in_view,
-            "patient": self._patient_code,
-            "side": info.side if info is not None else None,
-            "trial_seq": snap["trial_seq"],
-            "reasons": list(snap["reasons"]),
-            "reference": bool(snap["reference"]),
+            "Backend": "synthetic (fake appliance)",
+            "Resolution": f"{self.size[0]}×{self.size[1]}",
+            "Nominal frame rate": f"{self.fps:g} fps",
         }
 
-    def start_trial(self, patient_code: str | None, side: str | None, reference: bool = False) -> bool:
-        side = check_side(side)
-        with self._lock:
-            if self.recorder.busy:
-                return False
-            patient = resolve_patient(self._store, patient_code, side)
-            if reference:
-                side = check_reference(patient, side)
-            elif patient is not None:
-                side = side or patient.affected_side
-            if self.scores is not None:
-                self.next_score = next(self.scores)
-            self.calls.append("start")
-            started = self.recorder.start(
-                side=side,  # type: ignore[arg-type]
-                patient_id=patient.id if patient else None,
-                origin="web",
-                reference=reference,
-            )
-            if started:
-                self._patient_code = patient.code if patient else None
-            return started
-
-    def cancel_trial(self) -> bool:
-        self.calls.append("cancel")
-        return self.recorder.cancel("cancelled on the web page")
-
-    def latest_jpeg(self, newer_than: int = -1, timeout: float = 0.0) -> JpegFrame | None:
-        if self.camera_state == "lost":
-            return None
-        return self.live.latest_jpeg(newer_than, timeout)
-
-    def system_info(self) -> SystemInfo:
-        total, free = disk_usage(self.state_dir)
-        in_use = {"palm_detection_lite_fp32", "hand_landmark_lite_fp32"}
-        return SystemInfo(
-            software_version=software_version(),
-            uptime_s=time.monotonic() - self._started,
-            disk_path=str(self.state_dir),
-            disk_total_bytes=total,
-            disk_free_bytes=free,
-            models=models_from_manifest(ModelsConfig().resolved_dir(), in_use),
-            camera={
-                "Backend": "synthetic (fake appliance)",
-                "Resolution": f"{self.size[0]}×{self.size[1]}",
-                "Nominal frame rate": f"{self.fps:g} fps",
-            },
-            settings={
-                "Countdown": f"{self.timing.countdown_s:g} s",
-                "Recording": f"{self.timing.recording_s:g} s",
-                "Scorer": f"{FAKE_MODEL} + {RULE_VERSION} (fake)",
-            },
-        )
+    def _settings_info(self) -> dict[str, str]:
+        return {
+            "Countdown": f"{self.timing.countdown_s:g} s",
+            "Recording": f"{self.timing.recording_s:g} s",
+            "Scorer": f"{FAKE_MODEL} + {RULE_VERSION} (fake)",
+        }
 
     # -- driving -----------------------------------------------------------------------------
     def step(self, n: int = 1) -> None:
@@ -277,7 +251,7 @@ class FakeServices:
             self.step()
             if self.recorder.state not in (RecorderState.COUNTDOWN, RecorderState.RECORDING):
                 break
-        return self._store.last_trial()
+        return self.store.last_trial()
 
     def add_past_trial(
         self,
@@ -290,24 +264,18 @@ class FakeServices:
         comment: str | None = None,
         labelled: bool = False,
     ) -> int:
-        """Store a finished trial from the past (history demos and filter tests)."""
-        patient = resolve_patient(self._store, patient_code, side)
+        """Store a finished trial from the past (history demos and filter tests), scored by
+        the same decision as a live one."""
+        patient = resolve_patient(self.store, patient_code, side)
         assert patient is not None
         trial = self._motion(score if score is not None else 0, side)
-        tid = self._store.begin_trial(
-            side=side, patient_id=patient.id, origin="seed", started_at=started_at
-        )
+        tid = self.store.begin_trial(side=side, patient_id=patient.id, origin="seed", started_at=started_at)
         end = datetime.fromtimestamp(started_at.timestamp() + trial.duration, UTC)
         if score is None:
-            reasons = [
-                {"code": "hand_missing", "message": "the hand was tracked in only 40% of the frames"}
-            ]
-            self._store.finish_trial(tid, "rejected", trial=trial, reasons=reasons, finished_at=end)
+            reasons = [{"code": "hand_missing", "message": "the hand was tracked in only 40% of the frames"}]
+            self.store.finish_trial(tid, "rejected", trial=trial, reasons=reasons, finished_at=end)
         else:
-            quality = check_quality(trial, self.trial_config).to_json()
-            result = self._fake_model(self._rule.score(trial))
-            from device.store import NewScore
-
+            result = self._score(trial)
             new = NewScore(
                 final_score=int(result.score if result.score is not None else score),
                 model_score=result.score,
@@ -319,11 +287,11 @@ class FakeServices:
                 review=result.review,
                 detail={"reasons": list(result.reasons), "details": result.details},
             )
-            self._store.finish_trial(
-                tid, "scored", trial=trial, quality=quality, score=new, finished_at=end
+            self.store.finish_trial(
+                tid, "scored", trial=trial, quality=result.quality, score=new, finished_at=end
             )
         if labelled or label is not None:
-            self._store.add_label(tid, "clinician", label, comment)
+            self.store.add_label(tid, "clinician", label, comment)
         return tid
 
     def seed_history(self, patient_code: str = "P001", n: int = 8) -> None:
@@ -336,18 +304,10 @@ class FakeServices:
             label = score if i % 3 == 0 and score is not None else None
             self.add_past_trial(patient_code, "right", score, at, label=label)
 
-    # -- internals -----------------------------------------------------------------------------
+    # -- the synthetic camera --------------------------------------------------------------------
     @staticmethod
     def _inline(fn: Any) -> None:
         fn()
-
-    def _fps(self) -> float:
-        if not self.auto:
-            return float(self.fps)
-        times = list(self._frame_times)
-        if len(times) < 2 or times[-1] <= times[0]:
-            return 0.0
-        return round((len(times) - 1) / (times[-1] - times[0]), 1)
 
     def _motion(self, score: int, side: Side | None) -> Trial:
         w, h = self.size
@@ -363,11 +323,18 @@ class FakeServices:
             outlier_rate=0.0,
         )
         trial: Trial | None = None
-        for _ in range(MOTION_TRIES):  # the synthetic patient does what it was asked to
+        for _ in range(MOTION_TRIES):  # the synthetic patient does what it was asked to, clearly
             trial, _ = make_trial(
-                score, self._rng, options=opts, side=side or "right", mirrored=False, noise=False
+                score,
+                self._rng,
+                options=opts,
+                side=side or "right",
+                mirrored=False,
+                noise=False,
+                with_world=False,
             )
-            if self._rule.score(trial).score == score:
+            rule = self.decider.rule.score(self.decider.prepared(trial))
+            if rule.score == score and not rule.details.get("borderline"):
                 break
         assert trial is not None
         return trial
@@ -383,9 +350,7 @@ class FakeServices:
         ):
             mt = self._motion_trial
             k = min(self._rec_frames, mt.num_frames - 1) if state is RecorderState.RECORDING else 0
-            lm = (
-                None if self.next_score is None and state is RecorderState.RECORDING else mt.landmarks[k]
-            )
+            lm = None if self.next_score is None and state is RecorderState.RECORDING else mt.landmarks[k]
             label = mt.handedness[k] or label
         if state is RecorderState.RECORDING:
             self._rec_frames += 1
@@ -406,13 +371,14 @@ class FakeServices:
         with self._lock:
             obs = self._observation()
             self._frame_index += 1
-            self._frame_times.append(time.monotonic())
-            self.recorder.on_observation(obs)
-            snap = self.recorder.snapshot()
-            text = str(snap["state"]).upper()
-            if snap["remaining_s"] is not None:
-                text += f"  {float(snap['remaining_s']):.0f} s"
-            self.live.put(self._background, obs, text)
+            self.process_observation(self._background, obs)
+
+    def overlay_text(self) -> str:
+        snap = self.recorder.snapshot()
+        text = str(snap["state"]).upper()
+        if snap["remaining_s"] is not None:
+            text += f"  {float(snap['remaining_s']):.0f} s"
+        return text
 
     def _run(self) -> None:
         period = 1.0 / self.fps
@@ -425,50 +391,13 @@ class FakeServices:
             next_at += period
             self._stop.wait(max(0.0, next_at - time.monotonic()))
 
-    def _fake_model(self, rule: Result) -> Result:
-        if rule.score is None:
-            return rule
-        probs = [0.05, 0.05, 0.05]
-        probs[rule.score] = 0.90
-        return replace(
-            rule,
-            probabilities=(probs[0], probs[1], probs[2]),
-            confidence=0.90,
-            reasons=(f"{FAKE_MODEL} (demo stand-in for the RNN): {rule.score}", *rule.reasons),
-        )
-
-    def _score(self, trial: Trial) -> Result:
-        quality = check_quality(trial, self.trial_config)
-        if not quality.ok:
-            return Result(
-                status="not_scorable",
-                score=None,
-                reasons=tuple(r.message for r in quality.reasons),
-                quality=quality.to_json(),
-            )
-        return replace(self._fake_model(self._rule.score(trial)), quality=quality.to_json())
-
-    def _score_in_session(self, trial: Trial, info: TrialInfo) -> Any:
-        """As the appliance: a reference is measured, an assessment scored against its
-        session's reference (the fake scorer, then :func:`apply_reference`, the step
-        ``Decider.score(trial, reference=...)`` takes after its absolute score)."""
-        if info.is_reference:
-            return measure_reference(trial, self.trial_config)
-
-        def score(t: Trial, reference: Trial | None) -> Result:
-            result = self._score(t)
-            return result if reference is None else apply_reference(result, t, reference, self.trial_config)
-
-        return score_in_session(self._store, trial, info, score)
-
-    def _on_change(self, change: StateChange) -> None:
-        """Recorder listener: plan the synthetic hand's motion; the sink keeps the store in step."""
+    def _plan_motion(self, change: StateChange) -> None:
+        """Plan the synthetic hand's motion when a countdown starts."""
         info = change.info
         if change.new is RecorderState.COUNTDOWN and info is not None:
             score = self.next_score if self.next_score is not None else 0
             self._motion_trial = self._motion(score, info.side)
             self._rec_frames = 0
-        self._sink(change)
 
     # -- lifecycle -----------------------------------------------------------------------------
     def close(self) -> None:
@@ -479,8 +408,9 @@ class FakeServices:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(5.0)
-        self.recorder.close()
-        self._store.close()
+        super().close()
+        self.decider.close()
+        self.store.close()
         if self._tmp is not None:
             self._tmp.cleanup()
 

@@ -113,15 +113,15 @@ def _status_doc() -> dict[str, Any]:
         else {
             "id": last.id,
             "status": last.status,
-            "score": last.score.final_score
-            if last.score is not None and last.status == "scored"
-            else None,
+            "score": last.score.final_score if last.score is not None and last.status == "scored" else None,
             "finished_at": last.finished_at.isoformat() if last.finished_at else None,
             "role": last.role,
         }
     )
     if who == "clinician":
         doc["patient"] = snap.get("patient")
+        doc["unit_patient"] = snap.get("unit_patient")
+        doc["anonymous"] = bool(snap.get("anonymous", False))
     return doc
 
 
@@ -225,6 +225,29 @@ def start() -> tuple[Response, int]:
 def cancel() -> Response:
     may_cancel()
     return jsonify({"cancelled": services().cancel_trial()})
+
+
+@bp.get("/unit/patient")
+@require("clinician")
+def unit_patient() -> Response:
+    bound = services().bound_patient()
+    return jsonify({"patient_code": bound[0] if bound else None, "side": bound[1] if bound else None})
+
+
+@bp.post("/unit/patient")
+@require("clinician")
+def bind_unit_patient() -> Response:
+    """Bind the unit to a patient (button trials and trials without a code record for
+    them); an empty or missing ``patient_code`` removes the binding."""
+    body = _body()
+    code, side = body.get("patient_code"), body.get("side")
+    if not isinstance(code, str | None) or not isinstance(side, str | None):
+        abort(400, description="patient_code and side must be strings")
+    try:
+        services().bind_patient(code, side or None, actor="clinician")
+    except InputError as exc:
+        abort(400, description=str(exc))
+    return unit_patient()
 
 
 @bp.post("/trials/<int:trial_id>/label")
