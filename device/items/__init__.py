@@ -10,9 +10,10 @@ Public API (what the store, the web page and exports use)::
     item_keys() -> tuple[str, ...]
     resolve_items("all" | key) -> tuple[AssessmentItem, ...]
     register_item(item, replace=False), unregister_item(key)
-    MASS_FLEXION                                the built-in items
+    MASS_FLEXION, MASS_EXTENSION                the built-in items
 """
 
+from device.items.extension import MASS_EXTENSION
 from device.items.flexion import MASS_FLEXION
 from device.items.registry import (
     DEFAULT_ITEM,
@@ -27,10 +28,12 @@ from device.items.registry import (
 from device.items.spec import AssessmentItem, ItemRule, ScoreMeaning
 
 register_item(MASS_FLEXION)
+register_item(MASS_EXTENSION)
 
 __all__ = [
     "DEFAULT_ITEM",
     "ITEMS",
+    "MASS_EXTENSION",
     "MASS_FLEXION",
     "AssessmentItem",
     "ItemRule",

@@ -76,12 +76,16 @@ class AssessmentItem:
             "opening": the same curve read as opening from the most closed point).
         unfinished: rule result → a reason when the movement was still under way at the
             end of the recording (the score could have been higher had it gone on), else None.
-        reference: the reference mode (a trial of the unaffected hand), or None when the
-            item has none (the absolute result stands, with a reason).
+        reference: the reference mode ``(absolute result, trial, reference trial, trial
+            config) → result``, given whole recordings (it cuts its own segments), or None
+            when the item has none (the absolute result stands, with a reason).
         segment: the part of a combined recording ("make a fist, then open your hand
             fully") this item is scored on.
-        min_duration_s: a recording (or segment) of this item shorter than this is "stopped
-            too early"; None: the trial config's own limit.
+        min_duration_s: a recording of this item shorter than this is "stopped too early";
+            None: the trial config's own limit.
+        no_hand_hint: added to the reasons when the hand was not found (quality gates
+            ``no_hand`` / ``hand_missing``): how to record this item so it is (e.g. mass
+            extension starts from a fist, which the palm detector finds less often).
     """
 
     key: str
@@ -100,6 +104,7 @@ class AssessmentItem:
     reference: ReferenceFn | None = None
     segment: Callable[[Trial], Trial] = _identity
     min_duration_s: float | None = None
+    no_hand_hint: str | None = None
 
     def __post_init__(self) -> None:
         if not self.key or not self.key.replace("_", "").isalnum() or self.key != self.key.lower():

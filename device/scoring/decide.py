@@ -146,7 +146,7 @@ class Decider:
                 reasons=(*result.reasons, f"{spec.name} has no reference mode: scored in the absolute mode"),
                 details={**result.details, "mode": "absolute"},
             )
-        return spec.reference(result, spec.segment(trial), spec.segment(reference), self.cfg.trial)
+        return spec.reference(result, trial, reference, self.cfg.trial)
 
     def score_items(
         self, trial: Trial, items: Iterable[ItemArg], reference: Trial | None = None
@@ -182,10 +182,11 @@ class Decider:
         quality = check_quality(recording, self._trial_cfg(item))
         qjson = quality.to_json()
         if not quality.ok:
+            hint = item.no_hand_hint if {"no_hand", "hand_missing"} & set(quality.codes) else None
             return Result(
                 status="not_scorable",
                 score=None,
-                reasons=tuple(r.message for r in quality.reasons),
+                reasons=tuple(r.message for r in quality.reasons) + ((hint,) if hint else ()),
                 details={"reason_codes": list(quality.codes)},
                 quality=qjson,
             )
