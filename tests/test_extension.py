@@ -218,3 +218,27 @@ def test_configured_item_is_the_cli_default(tmp_path: Path, capsys: pytest.Captu
     assert main(["score", "--landmarks", str(path), "--config", str(cfg), "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["item"] == "mass_extension" and doc["score"] == 0
+
+
+def _track(frames: list, fps: float = 15.0) -> Trial:
+    from device.vision.tracker import build_tracker
+
+    cfg = Config()
+    with build_tracker(cfg) as tracker:
+        obs = [tracker.process_one(f, k / fps) for k, f in enumerate(frames)]
+    return Trial.from_observations(obs, side=None, mirrored=False)
+
+
+def test_the_tracker_keeps_the_hand_through_the_fist_of_the_sample_clip(sample_frames: list) -> None:
+    """Found while open, the hand stays tracked while it closes (the palm detector, trained
+    on open palms, is not asked again): every fist frame (30–53) of open → fist → open."""
+    trial = _track(sample_frames)
+    assert trial.detected[30:54].all()
+
+
+def test_an_extension_trial_that_starts_in_a_fist_is_scored(sample_frames: list, decider: Decider) -> None:
+    """The sample clip from its fist on (frames 30–76, fist → open), recorded alone: the
+    tracker has to find a closed hand first."""
+    trial = _track(sample_frames[30:])
+    res = decider.score(trial, item="mass_extension")
+    assert res.status == "scored" and res.score == 2, res.reasons

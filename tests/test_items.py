@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 from trial_helpers import synth
 
+from device.cli import main
 from device.config import Config, ScoringConfig, config_from_dict
 from device.errors import ConfigError, FlexscoreError
 from device.items import (
@@ -25,6 +28,7 @@ from device.items import (
 from device.scoring.decide import Decider
 from device.scoring.types import Result
 from device.trial.calibration import world_closure
+from device.trial.io import save_track_json
 from device.trial.types import Trial
 
 
@@ -129,6 +133,24 @@ def test_a_registered_dummy_item_is_scored_end_to_end(dummy: AssessmentItem) -> 
         assert both[1].to_json()["item"] == dummy.key
     finally:
         decider.close()
+
+
+def test_a_registered_dummy_item_is_scored_through_the_cli(
+    dummy: AssessmentItem, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "trial.json"
+    trial = synth(2, seed=9)
+    save_track_json(trial, path)
+    assert main(["score", "--landmarks", str(path), "--item", dummy.key, "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["item"] == dummy.key and doc["item_name"] == dummy.name
+    assert doc["rule_score"] == dummy.rule.score(trial).score and "rise" in doc["details"]["rule"]
+    # "all" now includes it, after the built-in items
+    assert main(["score", "--landmarks", str(path), "--item", "all", "--json"]) == 0
+    docs = json.loads(capsys.readouterr().out)
+    assert [d["item"] for d in docs] == ["mass_flexion", "mass_extension", dummy.key]
+    # and the config accepts it as the configured item
+    assert config_from_dict({"trial": {"item": dummy.key}}).trial.item == dummy.key
 
 
 def test_flexion_is_scored_the_same_with_and_without_naming_the_item() -> None:
