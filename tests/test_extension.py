@@ -81,14 +81,7 @@ def test_a_recording_cut_while_opening_is_stopped_early(decider: Decider) -> Non
     closure = world_closure(trial)[0].mean(axis=1)
     # cut where the hand is half-way open
     half = int(np.flatnonzero(closure < (closure.max() + closure.min()) / 2)[0])
-    cut = dataclasses.replace(
-        trial,
-        landmarks=trial.landmarks[:half],
-        t=trial.t[:half],
-        presence=trial.presence[:half],
-        handedness=trial.handedness[:half],
-        world=None if trial.world is None else trial.world[:half],
-    )
+    cut = trial.frames(0, half)
     rule = ExtensionRule().score(from_most_closed(cut))
     assert rule.score != 2 and still_opening(rule) is not None
     res = decider.score(cut, item="mass_extension")

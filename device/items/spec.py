@@ -83,9 +83,9 @@ class AssessmentItem:
             fully") this item is scored on.
         min_duration_s: a recording of this item shorter than this is "stopped too early";
             None: the trial config's own limit.
-        no_hand_hint: added to the reasons when the hand was not found (quality gates
-            ``no_hand`` / ``hand_missing``): how to record this item so it is (e.g. mass
-            extension starts from a fist, which the palm detector finds less often).
+        no_hand_hint: added to the reasons when no hand was found at all (quality gate
+            ``no_hand``): how to record this item so it is (e.g. mass extension starts from
+            a fist, which the palm detector finds less often than an open hand).
     """
 
     key: str

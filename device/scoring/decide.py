@@ -182,7 +182,7 @@ class Decider:
         quality = check_quality(recording, self._trial_cfg(item))
         qjson = quality.to_json()
         if not quality.ok:
-            hint = item.no_hand_hint if {"no_hand", "hand_missing"} & set(quality.codes) else None
+            hint = item.no_hand_hint if "no_hand" in quality.codes else None
             return Result(
                 status="not_scorable",
                 score=None,

@@ -47,11 +47,10 @@ import numpy as np
 
 from device.config import TrialConfig
 from device.scoring.reference import (
-    FULL_RATIO,
-    MIN_FINGER_RATIO,
     REFERENCE_MIN_PEAK,
+    ReferenceWords,
     as_2d,
-    profile_share,
+    compare_with_reference,
     without_world,
 )
 from device.scoring.rules import CLOSING_SMOOTH_STEPS, FINGERS, HAND_MOVED_S, _smooth, finger_closure_bounds
@@ -66,6 +65,16 @@ END_S = 0.3
 LEAD_S = 0.3  # the segment starts this long before the end of the fist hold
 HOLD_TOL = 0.08  # "still the fist": within this much of the most closed mean closure
 MIN_SEGMENT_S = 0.5
+
+
+EXTENSION_WORDS = ReferenceWords(
+    full="opens fully",
+    full_target="a fully open hand",
+    verb="open",
+    limited="cannot open fully",
+    share="opening",
+    range="opening",
+)
 
 
 @dataclass(frozen=True)
@@ -242,16 +251,7 @@ def from_most_closed(trial: Trial) -> Trial:
     t_cut = min(grid[end] - LEAD_S, trial.t[-1] - MIN_SEGMENT_S)
     i = int(np.searchsorted(trial.t, t_cut, side="right")) - 1
     i = max(0, min(i, n - 2))
-    if i == 0:
-        return trial
-    return dataclasses.replace(
-        trial,
-        landmarks=trial.landmarks[i:],
-        t=trial.t[i:] - trial.t[i],
-        presence=trial.presence[i:],
-        handedness=trial.handedness[i:],
-        world=None if trial.world is None else trial.world[i:],
-    )
+    return trial if i == 0 else trial.frames(i)
 
 
 def apply_extension_reference(
@@ -298,36 +298,6 @@ def apply_extension_reference(
     m = ExtensionRule().measure(from_most_closed(as_2d(trial) if use_2d else trial))
     ratio = np.asarray(m["opening"]) / np.maximum(np.asarray(m_ref["opening"]), 1e-3)
     ref["affected_opening"] = [round(float(v), 3) for v in m["opening"]]
-    ref["ratio"] = [round(float(v), 3) for v in ratio]
-    per_finger = ", ".join(f"{n} {r:.0%}" for n, r in zip(FINGERS, ratio, strict=True))
     ref_full = float(np.max(m_ref["open_end"])) <= ExtensionThresholds().open_full
     ref["full_open"] = ref_full
-    as_far = float(ratio.mean()) >= FULL_RATIO and float(ratio.min()) >= MIN_FINGER_RATIO
-    score = absolute.score
-    if absolute.score == 1 and ref_full:
-        why = (
-            "the unaffected hand opens fully, so the affected hand is judged against a fully "
-            f"open hand: partial ({per_finger} of the unaffected hand's opening) → 1"
-        )
-    elif absolute.score == 1 and as_far:
-        score = 2
-        why = (
-            "compared with the unaffected hand, which cannot open fully either: the fingers "
-            f"open as far as on that hand ({per_finger}) → 2"
-        )
-    elif absolute.score == 1:
-        why = (
-            f"compared with the unaffected hand: the fingers open less than {FULL_RATIO:.0%} of "
-            f"that hand's opening on average, or a finger less than {MIN_FINGER_RATIO:.0%} "
-            f"({per_finger}) → 1"
-        )
-    else:
-        why = f"compared with the unaffected hand ({per_finger}): the absolute score {absolute.score} stands"
-    return dataclasses.replace(
-        absolute,
-        score=score,
-        confidence=absolute.confidence if score == absolute.score else float(profile_share(ratio)),
-        reasons=(*absolute.reasons, why),
-        details=details,
-        review=absolute.review or score != absolute.score,
-    )
+    return compare_with_reference(absolute, ratio, ref_full, details, EXTENSION_WORDS)
