@@ -160,8 +160,20 @@ class TrialConfig:
     # share of the tracked frames: the fingers cannot be seen.
     max_edge_on_share: float = 0.6
     edge_on_normal: float = 0.3
+    # The assessment item a recording is scored for (device.items): "mass_flexion",
+    # "mass_extension", or "all" (the combined protocol "make a fist, then open your hand
+    # fully", which gives every item from one recording).
+    item: str = "mass_flexion"
 
     def __post_init__(self) -> None:
+        from device.items.registry import DEFAULT_ITEM, item_keys  # late: items import scoring
+
+        known = item_keys()
+        _check(
+            self.item in ("all", DEFAULT_ITEM) or self.item in known,
+            "trial.item",
+            f"must be one of {', '.join(repr(k) for k in (*known, 'all'))}, got {self.item!r}",
+        )
         _check(1.0 <= self.duration_s <= 60.0, "trial.duration_s", "must be in [1, 60] s")
         _check(0.0 <= self.min_duration_s <= 60.0, "trial.min_duration_s", "must be in [0, 60] s")
         _check(0.05 <= self.max_frame_gap_s <= 60.0, "trial.max_frame_gap_s", "must be in [0.05, 60] s")

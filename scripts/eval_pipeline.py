@@ -17,7 +17,14 @@ healthy hands, not clinical validation.
 Optional evaluation script: it needs the shared data (``../shared/data`` beside the repository,
 or ``--data-dir``) and says so and exits 0 when it is absent.
 
+``--item mass_extension`` runs the mass-extension cases (:data:`EXTENSION_CASES`: fist → open
+stretches of the same clips, scored for that item); ``--heldout`` only the cases of the clip
+the extension scorer never saw (:data:`EXTENSION_HELDOUT`); ``--trials-out DIR`` also writes
+every tracked trial (flexscore track JSON + ``labels.csv``), which
+``scripts/train_scorer.py --item mass_extension --real DIR`` trains on.
+
     .venv/bin/python scripts/eval_pipeline.py --json build/eval_pipeline.json
+    .venv/bin/python scripts/eval_pipeline.py --item mass_extension --heldout
 """
 
 from __future__ import annotations
@@ -40,7 +47,9 @@ sys.path.insert(0, str(REPO))
 
 from device.config import Config, load_config, replace  # noqa: E402
 from device.errors import FlexscoreError  # noqa: E402
+from device.items import DEFAULT_ITEM, get_item, item_keys  # noqa: E402
 from device.scoring.decide import Decider  # noqa: E402
+from device.trial.io import save_track_json  # noqa: E402
 from device.trial.types import Trial  # noqa: E402
 from device.video import read_frames  # noqa: E402
 from device.vision.tracker import HandTracker, build_tracker  # noqa: E402
@@ -87,6 +96,48 @@ CASES = (
         why="four fingers out → two fingers out (played backwards): only some fingers flex",
     ),
 )
+
+
+# Mass extension (from a fist, open the hand): the fist → open stretches of the same clips.
+# The hagrid_dynamic clip is held out (the extension scorer is trained on the others).
+EXTENSION_HELDOUT = "hagrid_dynamic_dnd_palm_fist_palm.mp4"
+EXTENSION_CASES = (
+    Case("dnd_fist_open", EXTENSION_HELDOUT, 30, 76, 2, why="fist → open"),
+    Case("dnd_cycle", EXTENSION_HELDOUT, 0, 76, 2, why="open → fist → open (the combined protocol)"),
+    Case("dnd_fist_hold", EXTENSION_HELDOUT, 30, 53, 0, why="fist held, never opens"),
+    Case("dnd_open_close", EXTENSION_HELDOUT, 0, 53, 0, why="open → fist, never opens again"),
+    Case("phone_fist_open_1", "mit_phone_open_fist_cycles.mp4", 20, 41, 2, why="open → fist → open"),
+    Case("phone_fist_open_2", "mit_phone_open_fist_cycles.mp4", 42, 64, 2, why="fist → open"),
+    Case("phone_fist_open_3", "mit_phone_open_fist_cycles.mp4", 127, 143, 2, why="fist → open"),
+    Case("phone_cycles", "mit_phone_open_fist_cycles.mp4", 0, 48, 2, why="open → fist → open → fist → open"),
+    Case("phone_fist_hold", "mit_phone_open_fist_cycles.mp4", 144, 160, 0, why="fist (thumb out) held"),
+    Case("phone_thumbs_up", "mit_phone_open_fist_cycles.mp4", 144, 177, 0, why="fist → thumbs-up"),
+    Case(
+        "count_fist_two",
+        "hagrid_demo_fist_to_palm_counting.mp4",
+        0,
+        34,
+        1,
+        why="fist → one → two fingers out: only some fingers open",
+    ),
+    Case(
+        "count_fist_three",
+        "hagrid_demo_fist_to_palm_counting.mp4",
+        0,
+        48,
+        1,
+        why="fist → … → three fingers out: only some fingers open",
+    ),
+    Case(
+        "count_fist_palm",
+        "hagrid_demo_fist_to_palm_counting.mp4",
+        0,
+        78,
+        2,
+        why="fist → one → … → four fingers → open palm: every finger opens fully",
+    ),
+)
+CASES_BY_ITEM = {DEFAULT_ITEM: CASES, "mass_extension": EXTENSION_CASES}
 
 
 def _scale(rgb: np.ndarray, gain: float) -> np.ndarray:
@@ -213,13 +264,22 @@ def altered(frames: list[np.ndarray], name: str, fps: float = 30.0) -> list[np.n
     return out
 
 
-def run_case(
-    frames: list[np.ndarray], fps: float, cfg: Config, tracker: HandTracker, decider: Decider
-) -> dict[str, Any]:
+def track_case(frames: list[np.ndarray], fps: float, cfg: Config, tracker: HandTracker) -> Trial:
+    """The frames through the appliance's tracker, as one recording."""
     tracker.reset()  # each trial starts with no hand tracked, as the daemon's recordings do
     obs = [tracker.process_one(f, k / fps) for k, f in enumerate(frames)]
-    trial = Trial.from_observations(obs, side=None, mirrored=cfg.tracker.mirrored)
-    return decider.score(trial).to_json()
+    return Trial.from_observations(obs, side=None, mirrored=cfg.tracker.mirrored)
+
+
+def run_case(
+    frames: list[np.ndarray],
+    fps: float,
+    cfg: Config,
+    tracker: HandTracker,
+    decider: Decider,
+    item: str = DEFAULT_ITEM,
+) -> dict[str, Any]:
+    return decider.score(track_case(frames, fps, cfg, tracker), item=item).to_json()
 
 
 def expected_calibration_error(rows: list[dict[str, Any]], bins: int = 10) -> float:
@@ -248,6 +308,10 @@ def main(argv: list[str] | None = None) -> int:
         help="override scoring.use_world (hand frame from world landmarks, or the image path)",
     )
     ap.add_argument("--json", type=Path, help="write every result here")
+    ap.add_argument("--item", default=DEFAULT_ITEM, choices=item_keys(), help="the item the cases score")
+    ap.add_argument("--heldout", action="store_true", help="only the cases of the held-out clip")
+    ap.add_argument("--exclude-heldout", action="store_true", help="every case but the held-out clip's")
+    ap.add_argument("--trials-out", type=Path, help="also write each tracked trial here (track JSON)")
     args = ap.parse_args(argv)
 
     videos = args.data_dir / "videos"
@@ -259,10 +323,15 @@ def main(argv: list[str] | None = None) -> int:
         cfg = replace(cfg, scoring=replace(cfg.scoring, use_z=args.use_z == "yes"))
     if args.use_world:
         cfg = replace(cfg, scoring=replace(cfg.scoring, use_world=args.use_world == "yes"))
-    cases = [c for c in CASES if not args.cases or c.name in args.cases]
+    item = get_item(args.item)
+    all_cases = CASES_BY_ITEM.get(item.key, ())
+    cases = [c for c in all_cases if not args.cases or c.name in args.cases]
+    if args.heldout or args.exclude_heldout:
+        cases = [c for c in cases if (c.video == EXTENSION_HELDOUT) == args.heldout]
+    labels: list[tuple[str, int]] = []
     names = args.alterations or [*ALTERATIONS, *CUT_SHORT]
     print(
-        f"models {cfg.models.complexity} {cfg.models.precision}, scoring.use_world "
+        f"item {item.key}; models {cfg.models.complexity} {cfg.models.precision}, scoring.use_world "
         f"{cfg.scoring.use_world}, use_z {cfg.scoring.use_z}; {len(cases)} cases × "
         f"{len(names)} alterations",
         flush=True,
@@ -273,11 +342,17 @@ def main(argv: list[str] | None = None) -> int:
         for case in cases:
             base, fps = case_frames(videos / case.video, case)
             for name in names:
+                expected: int | str = "not_scorable" if name in CUT_SHORT else case.score
                 try:
-                    res = run_case(altered(base, name, fps), fps, cfg, tracker, decider)
+                    trial = track_case(altered(base, name, fps), fps, cfg, tracker)
+                    res = decider.score(trial, item=item).to_json()
+                    if args.trials_out and isinstance(expected, int):
+                        args.trials_out.mkdir(parents=True, exist_ok=True)
+                        file = f"{case.name}__{name}.json"
+                        save_track_json(trial, args.trials_out / file)
+                        labels.append((file, expected))
                 except FlexscoreError as exc:
                     res = {"status": "error", "score": None, "reasons": [str(exc)]}
-                expected: int | str = "not_scorable" if name in CUT_SHORT else case.score
                 if expected == "not_scorable":
                     ok = res["status"] == "not_scorable"
                 else:
@@ -317,9 +392,13 @@ def main(argv: list[str] | None = None) -> int:
         f"({total['right'] / max(1, total['n']):.0%} right of {total['n']}; "
         f"{time.perf_counter() - t0:.0f} s)"
     )
+    if args.trials_out and labels:
+        with (args.trials_out / "labels.csv").open("w", encoding="utf-8") as f:
+            f.write("file,score\n" + "".join(f"{file},{score}\n" for file, score in labels))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         doc = {
+            "item": item.key,
             "models": [cfg.models.complexity, cfg.models.precision],
             "use_z": cfg.scoring.use_z,
             "use_world": cfg.scoring.use_world,

@@ -27,9 +27,17 @@ only, trained on all trials):
 ``--small`` trains a tiny configuration in a couple of minutes (CI); with ``--no-write`` it
 leaves ``models/`` alone.
 
+``--item KEY`` (default ``mass_flexion``) trains another assessment item's scorers
+(:mod:`device.items`): its synthetic generator's trials, cut to the item's segment, give the
+``hand`` (world landmarks) and ``2d`` (x, y only) data sets (:func:`item_dataset`); the
+models and manifest entries are named by the item (``mass_extension``:
+``scorer_ext_hand_int8``, ``scorer_ext_2d_int8``).
+
 Usage::
 
     .venv-train/bin/python scripts/train_scorer.py [--small] [--variant both|2d|3d]
+    .venv-train/bin/python scripts/train_scorer.py --item mass_extension --variant both \
+        --hand-trials 300 --epochs 20 --folds 3
 """
 
 from __future__ import annotations
@@ -58,6 +66,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from device.items import DEFAULT_ITEM, AssessmentItem, get_item  # noqa: E402
 from device.scoring.training import (  # noqa: E402
     export_tflite,
     fit,
@@ -76,29 +85,83 @@ DATA_KEYS = {"3d": "x3", "2d": "x2", "hand": "xh"}
 HAND_SEEDS = (20261204, 20261205)  # training, held-out
 
 
-def hand_dataset(n_train: int, n_held: int, cache: Path) -> dict[str, np.ndarray]:
+def model_files(item: AssessmentItem, variant: str) -> tuple[str, str, str]:
+    """(manifest name, int8 file, float file) of an item's scorer variant."""
+    if item.key == DEFAULT_ITEM:
+        return MODEL_FILES[variant]
+    name, float_name = item.models.get(variant), item.float_models.get(variant)
+    if not name or not float_name:
+        raise SystemExit(f"train_scorer: the item '{item.key}' has no {variant} scorer model")
+    return name, f"{name}.tflite", f"{float_name}.tflite"
+
+
+REAL_REPEAT = 3  # each real-derived training trial counts this many times
+
+
+def real_trials(folder: Path) -> list[tuple[Any, int]]:
+    """(trial, score) of the tracked real-derived trials in ``folder`` (track JSON files and a
+    ``labels.csv`` with file,score: ``scripts/eval_pipeline.py --trials-out``)."""
+    import csv
+
+    from device.trial.io import load_track_json
+
+    labels = folder / "labels.csv"
+    if not labels.is_file():
+        raise SystemExit(f"train_scorer: {labels} not found (scripts/eval_pipeline.py --trials-out makes it)")
+    with labels.open(encoding="utf-8") as f:
+        rows = [(r["file"], int(r["score"])) for r in csv.DictReader(f)]
+    return [(load_track_json(folder / file), score) for file, score in rows]
+
+
+def hand_dataset(
+    n_train: int,
+    n_held: int,
+    cache: Path,
+    item: AssessmentItem | None = None,
+    real: Path | None = None,
+) -> dict[str, np.ndarray]:
     """The ``hand`` variant's data: synthetic trials with world landmarks (the generator's
     model of the real world output's bias and jitter, device/trial/synthetic.py), hand-frame
-    features; ``n_train`` / ``n_held`` trials per score from two seeds. Cached in ``cache``."""
-    from device.trial.features import trial_features
-    from device.trial.synthetic import make_trials
+    features; ``n_train`` / ``n_held`` trials per score from two seeds. Cached in ``cache``.
 
+    For another ``item`` than mass flexion (:func:`item_dataset`): that item's generator, each
+    trial cut to the item's segment as the decision cuts it, and ``x2`` (2D features, the
+    segment found on the image landmarks alone) besides ``xh``; with ``real`` (a folder of
+    tracked real-derived trials, :func:`real_trials`) those join the training split
+    (``REAL_REPEAT`` times each, source "real_derived")."""
+    from device.scoring.reference import as_2d
+    from device.trial.features import trial_features
+
+    item = item or get_item(DEFAULT_ITEM)
+    other = item.key != DEFAULT_ITEM
     if cache.is_file():
         with np.load(cache) as f:
             ds = {k: f[k] for k in f.files}
         if int(ds["n_train"]) == n_train and int(ds["n_held"]) == n_held:
             return ds
-    xs, ys, split = [], [], []
+    xs, x2s, ys, split = [], [], [], []
     for n, seed, name in ((n_train, HAND_SEEDS[0], "train"), (n_held, HAND_SEEDS[1], "heldout")):
-        for trial, info in make_trials(n, seed=seed):
-            xs.append(trial_features(trial, "hand"))
+        for trial, info in item.make_trials(n, seed=seed):
+            xs.append(trial_features(item.segment(trial), "hand"))
+            if other:
+                x2s.append(trial_features(item.segment(as_2d(trial)), "2d"))
             ys.append(info["score"])
             split.append(name)
+    sources = ["synthetic"] * len(ys)
+    for trial, score in real_trials(real) if real is not None else []:
+        for _ in range(REAL_REPEAT):
+            xs.append(trial_features(item.segment(trial), "hand"))
+            if other:
+                x2s.append(trial_features(item.segment(as_2d(trial)), "2d"))
+            ys.append(score)
+            split.append("train")
+            sources.append("real_derived")
     ds = {
+        **({"x2": np.stack(x2s).astype(np.float32), "item": np.array(item.key)} if other else {}),
         "xh": np.stack(xs).astype(np.float32),
         "y": np.array(ys),
         "split": np.array(split),
-        "source": np.array(["synthetic"] * len(ys)),
+        "source": np.array(sources),
         "has_world": np.ones(len(ys), bool),
         "n_train": np.array(n_train),
         "n_held": np.array(n_held),
@@ -271,8 +334,13 @@ def update_manifest(models_dir: Path, entries: dict[str, dict[str, Any]]) -> Non
 
 
 def train_variant(
-    variant: str, ds: dict[str, np.ndarray], cfg: dict[str, Any], args: argparse.Namespace
+    variant: str,
+    ds: dict[str, np.ndarray],
+    cfg: dict[str, Any],
+    args: argparse.Namespace,
+    item: AssessmentItem | None = None,
 ) -> dict[str, Any]:
+    item = item or get_item(DEFAULT_ITEM)
     x_all = ds[DATA_KEYS[variant]]
     usable = (
         ds["has_z"] if variant == "3d" else ds.get("has_world", np.ones(len(ds["y"]), bool))
@@ -320,7 +388,7 @@ def train_variant(
     rng = np.random.default_rng(args.seed)
     calib = xn[rng.choice(len(xn), size=min(cfg["calib"], len(xn)), replace=False)]
     float_bytes, int8_bytes = export_tflite(model, x_tr.shape[2], calib)
-    name, int8_file, float_file = MODEL_FILES[variant]
+    name, int8_file, float_file = model_files(item, variant)
     fdir = Path(args.float_dir)
     fdir.mkdir(parents=True, exist_ok=True)
     (fdir / float_file).write_bytes(float_bytes)
@@ -401,12 +469,16 @@ def train_variant(
                 "full-int8 (int8 input/output) TFLite calibrated on "
                 f"{len(calib)} training trials; data from scripts/make_trials.py "
                 + (
-                    "(synthetic kinematic + real-derived; see docs/VALIDATION.md)"
+                    f"(item {item.key}: its synthetic trials cut to the item's segment, "
+                    "train_scorer.hand_dataset; see docs/VALIDATION.md)"
+                    if item.key != DEFAULT_ITEM
+                    else "(synthetic kinematic + real-derived; see docs/VALIDATION.md)"
                     if variant != "hand"
                     else "synthetic kinematic trials with world landmarks, hand-frame features "
                     "(train_scorer.hand_dataset; see docs/VALIDATION.md)"
                 )
             ),
+            **({"item": item.key} if item.key != DEFAULT_ITEM else {}),
             **sig,
             "features": list(feature_names(variant)),  # type: ignore[arg-type]
             "steps": N_STEPS,
@@ -445,7 +517,19 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", default=str(REPO / ".cache" / "trials" / "dataset.npz"))
     p.add_argument("--variant", choices=["both", "2d", "3d", "hand"], default="both")
+    p.add_argument(
+        "--item",
+        default=DEFAULT_ITEM,
+        help="the assessment item whose scorers to train (device.items; default %(default)s); "
+        "another item than mass_flexion trains its 'hand' and '2d' variants on its synthetic trials",
+    )
     p.add_argument("--hand-trials", type=int, default=1000, help="hand variant: training trials per score")
+    p.add_argument(
+        "--real",
+        metavar="DIR",
+        help="another item than mass_flexion: tracked real-derived training trials (track JSON + "
+        "labels.csv, from scripts/eval_pipeline.py --trials-out)",
+    )
     p.add_argument("--models-dir", default=str(REPO / "models"))
     p.add_argument("--float-dir", default=str(REPO / ".cache" / "scorer"))
     p.add_argument("--seed", type=int, default=1234)
@@ -465,13 +549,29 @@ def main() -> int:
             "scripts/train_scorer.py"
         ) from None
     data = Path(args.data)
-    if args.variant == "hand":
+    try:
+        item = get_item(args.item)
+    except KeyError as exc:
+        raise SystemExit(f"train_scorer: {exc}") from None
+    other = item.key != DEFAULT_ITEM
+    if other and args.variant == "3d":
+        raise SystemExit(f"train_scorer: the item '{item.key}' trains 'hand' and '2d' scorers, not '3d'")
+    if args.variant == "hand" or other:
         n_train = 40 if args.small else args.hand_trials
         # keyed by the code that makes the trials and their features: a change re-generates
-        sources = ("synthetic.py", "features.py", "calibration.py", "kinematics.py")
-        code = hashlib.sha256(b"".join((REPO / "device" / "trial" / f).read_bytes() for f in sources))
-        cache = Path(args.float_dir) / f"hand_dataset_{n_train}_{code.hexdigest()[:12]}.npz"
-        ds = hand_dataset(n_train, max(10, n_train // 6), cache)
+        sources = ["trial/synthetic.py", "trial/features.py", "trial/calibration.py", "trial/kinematics.py"]
+        if other:
+            sources += [f"items/{item.key.removeprefix('mass_')}.py", "scoring/extension.py",
+                        "trial/synthetic_extension.py", "scoring/rules.py"]  # fmt: skip
+        code = hashlib.sha256(
+            b"".join((REPO / "device" / f).read_bytes() for f in sources if (REPO / "device" / f).is_file())
+        )
+        real = Path(args.real) if args.real else None
+        if real is not None:
+            code.update((real / "labels.csv").read_bytes() if (real / "labels.csv").is_file() else b"?")
+        prefix = "hand_dataset" if not other else f"{item.key}_dataset"
+        cache = Path(args.float_dir) / f"{prefix}_{n_train}_{code.hexdigest()[:12]}.npz"
+        ds = hand_dataset(n_train, max(10, n_train // 6), cache, item, real)
     elif not data.is_file():
         raise SystemExit(f"train_scorer: {data} not found: run scripts/make_trials.py first")
     else:
@@ -487,8 +587,9 @@ def main() -> int:
         "calib": 64 if args.small else 400,
     }
     t0 = time.perf_counter()
-    variants = ["3d", "2d"] if args.variant == "both" else [args.variant]
-    report = {v: train_variant(v, ds, cfg, args) for v in variants}
+    both = ["hand", "2d"] if other else ["3d", "2d"]
+    variants = both if args.variant == "both" else [args.variant]
+    report = {v: train_variant(v, ds, cfg, args, item) for v in variants}
     report["config"] = cfg
     report["seconds"] = round(time.perf_counter() - t0, 1)
     out = Path(args.float_dir) / "report.json"

@@ -1,5 +1,11 @@
 """``flexscore score``: score a tracked trial (``--landmarks``), a folder of them
-(``--batch DIR --csv OUT``), or a video (needs the tracker)."""
+(``--batch DIR --csv OUT``), or a video (needs the tracker).
+
+``--item mass_flexion|mass_extension|all`` (default: the config's ``trial.item``) picks the
+assessment item(s) (:mod:`device.items`); ``all`` scores every item from the one recording
+(the combined protocol "make a fist, then open your hand fully") and ``--json`` then prints a
+list of item results, each naming its ``item``. With one item ``--json`` prints that item's
+result document (with ``item`` and ``item_name`` first)."""
 
 from __future__ import annotations
 
@@ -14,6 +20,7 @@ from typing import Any
 
 from device.config import Config, load_config, replace
 from device.errors import FlexscoreError, InputError
+from device.items import AssessmentItem, resolve_items
 from device.scoring.decide import Decider
 from device.scoring.types import Result
 from device.trial.io import load_track_json
@@ -27,9 +34,10 @@ CSV_FIELDS = ("file", "status", "score", "p0", "p1", "p2", "confidence", "rule_s
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "score",
-        help="score one mass-flexion trial (0/1/2 or not scorable)",
-        description="Score the Fugl-Meyer 'mass finger flexion' item from a video, a tracked "
-        "trial (flexscore track JSON; z optional) or a folder of tracked trials.",
+        help="score one trial (Fugl-Meyer hand items: 0/1/2 or not scorable)",
+        description="Score the Fugl-Meyer 'mass finger flexion' and/or 'mass finger extension' "
+        "item from a video, a tracked trial (flexscore track JSON; z optional) or a folder of "
+        "tracked trials.",
     )
     p.add_argument("video", nargs="?", help="a video of one trial (needs the hand tracker)")
     p.add_argument("--landmarks", metavar="FILE", help="a trial in the flexscore track JSON format")
@@ -52,6 +60,12 @@ def register(subparsers: Any) -> None:
         metavar="FILE",
         help="the unaffected hand's trial as a track JSON file (with --landmarks or VIDEO)",
     )
+    p.add_argument(
+        "--item",
+        metavar="ITEM",
+        help="the item to score: mass_flexion, mass_extension, or all (every item from one "
+        "recording: 'make a fist, then open your hand fully'); default: the config's trial.item",
+    )
     p.add_argument("--config", metavar="TOML", help="config file (default: built-in defaults)")
     p.add_argument("--json", action="store_true", help="print the full JSON result")
     p.set_defaults(func=run)
@@ -64,6 +78,12 @@ def _config(args: argparse.Namespace) -> Config:
     if args.mirrored:
         cfg = replace(cfg, tracker=replace(cfg.tracker, mirrored=True))
     return cfg
+
+
+def _items(args: argparse.Namespace, cfg: Config) -> tuple[AssessmentItem, ...]:
+    """The items to score (``--item``, else ``trial.item``); an unknown key is an error naming
+    the known ones."""
+    return resolve_items(args.item if args.item is not None else cfg.trial.item)
 
 
 def _summary(res: Result) -> str:
@@ -92,7 +112,7 @@ def trial_from_video(path: str, cfg: Config, side: Side | None) -> Trial:
 
 
 def score_trial_json(trial: Trial, decider: Decider) -> dict[str, Any]:
-    """The CLI document for one trial."""
+    """The CLI document for one trial (the default item)."""
     return decider.score(trial).to_json()
 
 
@@ -107,10 +127,13 @@ def run(args: argparse.Namespace) -> int:
     if args.batch and (args.reference or args.reference_landmarks):
         raise InputError("a reference trial goes with one trial (VIDEO or --landmarks), not --batch")
     cfg = _config(args)
+    items = _items(args, cfg)
     decider = Decider(cfg)
     try:
         if args.batch:
-            return _run_batch(Path(args.batch), args, decider)
+            if len(items) != 1:
+                raise InputError("--batch scores one item: give --item mass_flexion or mass_extension")
+            return _run_batch(Path(args.batch), args, decider, items[0])
         side: Side | None = args.side
         trial = (
             load_track_json(args.landmarks, side=side)
@@ -123,19 +146,22 @@ def run(args: argparse.Namespace) -> int:
             reference = load_track_json(args.reference_landmarks, side=other)
         elif args.reference:
             reference = trial_from_video(args.reference, cfg, other)
-        res = decider.score(trial, reference=reference)
+        results = decider.score_items(trial, items, reference=reference)
         if args.json:
-            print(json.dumps(res.to_json(), indent=2))
+            docs = [r.to_json() for r in results]
+            print(json.dumps(docs if args.item == "all" or len(docs) > 1 else docs[0], indent=2))
         else:
-            print(_summary(res))
-            for reason in res.reasons:
-                print(f"  - {reason}")
+            for r in results:
+                prefix = f"{r.item.key}: " if len(results) > 1 else ""
+                print(prefix + _summary(r.result))
+                for reason in r.result.reasons:
+                    print(f"  - {reason}")
         return 0
     finally:
         decider.close()
 
 
-def _run_batch(folder: Path, args: argparse.Namespace, decider: Decider) -> int:
+def _run_batch(folder: Path, args: argparse.Namespace, decider: Decider, item: AssessmentItem) -> int:
     from tqdm import tqdm
 
     if not folder.is_dir():
@@ -147,7 +173,7 @@ def _run_batch(folder: Path, args: argparse.Namespace, decider: Decider) -> int:
     failed = 0
     for path in tqdm(files, desc="scoring", unit="trial", file=sys.stderr):
         try:
-            doc = decider.score(load_track_json(path, side=args.side)).to_json()
+            doc = decider.score(load_track_json(path, side=args.side), item=item).to_json()
         except FlexscoreError as exc:
             failed += 1
             log.warning("%s: %s", path.name, exc)

@@ -175,27 +175,59 @@ def apply_reference(
     else:
         ratio = np.asarray(m["cautious_peak"]) / np.maximum(np.asarray(profile.peak), 1e-3)
     details["reference"]["affected_peak_closure"] = [round(float(v), 3) for v in m["cautious_peak"]]
-    details["reference"]["ratio"] = [round(float(v), 3) for v in ratio]
-    per_finger = ", ".join(f"{n} {r:.0%}" for n, r in zip(FINGERS, ratio, strict=True))
     ref_full = min(profile.peak) >= RuleThresholds().full
     details["reference"]["full_fist"] = ref_full
+    return compare_with_reference(absolute, ratio, ref_full, details, FLEXION_WORDS)
+
+
+@dataclass(frozen=True)
+class ReferenceWords:
+    """How an item's reference-mode reasons name its movement (the decision is shared)."""
+
+    full: str  # the unaffected hand reaching the full range, e.g. "makes a full fist"
+    full_target: str  # what the affected hand is then judged against, e.g. "a full fist"
+    verb: str  # "close" / "open"
+    limited: str  # the unaffected hand not reaching it, e.g. "cannot close fully"
+    share: str  # what the ratio is a share of, e.g. "closure"
+    range: str  # e.g. "range"
+
+
+FLEXION_WORDS = ReferenceWords(
+    full="makes a full fist",
+    full_target="a full fist",
+    verb="close",
+    limited="cannot close fully",
+    share="closure",
+    range="range",
+)
+
+
+def compare_with_reference(
+    absolute: Result, ratio: np.ndarray, ref_full: bool, details: dict[str, Any], words: ReferenceWords
+) -> Result:
+    """The reference-mode decision (module docstring table), shared by the items: the
+    absolute result, the affected/unaffected per-finger ratio, whether the unaffected hand
+    reaches the full range, the details so far (``mode`` and ``reference`` set)."""
+    assert absolute.score is not None
+    details["reference"]["ratio"] = [round(float(v), 3) for v in ratio]
+    per_finger = ", ".join(f"{n} {r:.0%}" for n, r in zip(FINGERS, ratio, strict=True))
     score = absolute.score
     as_far = float(ratio.mean()) >= FULL_RATIO and float(ratio.min()) >= MIN_FINGER_RATIO
     if absolute.score == 1 and ref_full:
         why = (
-            "the unaffected hand makes a full fist, so the affected hand is judged against a "
-            f"full fist: partial ({per_finger} of the unaffected hand's closure) → 1"
+            f"the unaffected hand {words.full}, so the affected hand is judged against "
+            f"{words.full_target}: partial ({per_finger} of the unaffected hand's {words.share}) → 1"
         )
     elif absolute.score == 1 and as_far:
         score = 2
         why = (
-            "compared with the unaffected hand, which cannot close fully either: the fingers "
-            f"close as far as on that hand ({per_finger}) → 2"
+            f"compared with the unaffected hand, which {words.limited} either: the fingers "
+            f"{words.verb} as far as on that hand ({per_finger}) → 2"
         )
     elif absolute.score == 1:
         why = (
-            "compared with the unaffected hand: the fingers close less than "
-            f"{FULL_RATIO:.0%} of that hand's range on average, or a finger less than "
+            f"compared with the unaffected hand: the fingers {words.verb} less than "
+            f"{FULL_RATIO:.0%} of that hand's {words.range} on average, or a finger less than "
             f"{MIN_FINGER_RATIO:.0%} ({per_finger}) → 1"
         )
     else:

@@ -313,6 +313,56 @@ def make_trial(
     closure = closure * reach
     thumb = thumb * reach
 
+    trial, view = render_trial(
+        closure,
+        thumb,
+        t,
+        shape,
+        rng,
+        options=o,
+        side=side,
+        mirrored=mirrored,
+        noise=noise,
+        with_z=with_z,
+        with_world=with_world,
+    )
+    info = {
+        "score": score,
+        "pattern": pattern,
+        "reach": reach,
+        "start": start.round(3).tolist(),
+        "peak": peak.round(3).tolist(),
+        "side": view["side"],
+        "mirrored": view["mirrored"],
+        "fps": fps,
+        "jerky": motion.jerky,
+        "reopen": motion.reopen,
+        "tremor": round(float(tremor_amp), 3),
+        "hand_px": view["hand_px"],
+    }
+    return trial, info
+
+
+def render_trial(
+    closure: np.ndarray,
+    thumb: np.ndarray,
+    t: np.ndarray,
+    shape: HandShape,
+    rng: np.random.Generator,
+    *,
+    options: SynthOptions | None = None,
+    side: Side | None = None,
+    mirrored: bool | None = None,
+    noise: bool = True,
+    with_z: bool = True,
+    with_world: bool = True,
+) -> tuple[Trial, dict[str, Any]]:
+    """A trial of a hand following per-finger ``closure`` [T, 4] and ``thumb`` [T] at times
+    ``t``: posed, turned, placed in an image, mirrored, projected, with tracker-like noise,
+    dropouts and (``with_world``) world landmarks (module docstring). Returns the trial and
+    {"side", "mirrored", "hand_px"}. Every item's generator renders through this."""
+    o = options or SynthOptions()
+    n = len(t)
     # Pose over time: in-plane roll, tilt (about the hand's x and y axes), slow drift.
     roll0 = rng.uniform(-np.pi, np.pi) if o.any_roll else rng.uniform(-1.05, 1.05)
     tilt_x = np.radians(rng.uniform(-o.max_tilt_deg, o.max_tilt_deg))
@@ -401,21 +451,7 @@ def make_trial(
         has_z=with_z,
         world=world,
     )
-    info = {
-        "score": score,
-        "pattern": pattern,
-        "reach": reach,
-        "start": start.round(3).tolist(),
-        "peak": peak.round(3).tolist(),
-        "side": hand_side,
-        "mirrored": view_mirrored,
-        "fps": fps,
-        "jerky": motion.jerky,
-        "reopen": motion.reopen,
-        "tremor": round(float(tremor_amp), 3),
-        "hand_px": round(float(hand_px), 1),
-    }
-    return trial, info
+    return trial, {"side": hand_side, "mirrored": view_mirrored, "hand_px": round(float(hand_px), 1)}
 
 
 def _world_landmarks(

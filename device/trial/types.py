@@ -102,6 +102,21 @@ class Trial:
         """The same trial assessed for another side."""
         return replace(self, side=side)
 
+    def frames(self, start: int, stop: int | None = None) -> Trial:
+        """Frames ``start:stop`` as a trial of their own, its time starting at 0."""
+        sel = slice(start, stop)
+        t = self.t[sel]
+        if len(t) == 0:
+            raise InputError(f"frames {start}:{stop} of a {self.num_frames}-frame trial are none")
+        return replace(
+            self,
+            landmarks=self.landmarks[sel],
+            t=t - t[0],
+            presence=self.presence[sel],
+            handedness=self.handedness[sel],
+            world=None if self.world is None else self.world[sel],
+        )
+
     @property
     def num_frames(self) -> int:
         return int(self.landmarks.shape[0])
