@@ -145,3 +145,47 @@ def test_a_reference_trial_uses_the_configured_side_like_the_appliance(tmp_path:
             f.start_trial("R1", None, reference=True)
         rec = f.run_trial("R1", "right", 2, reference=True)
         assert rec is not None and rec.role == "reference" and rec.side == "left"
+
+
+def test_an_extension_trial_is_stored_and_served_as_that_item(tmp_path: Path) -> None:
+    with FakeServices(state_dir=tmp_path, timing=FAST) as f:
+        seen: list[TrialStored] = []
+        f.on_trial_stored(seen.append)
+        f.next_score = 1  # the synthetic patient opens part of the way
+        assert f.start_trial("P1", "right", item="mass_extension")
+        assert f.status()["items"] == ["mass_extension"]
+        for _ in range(200):
+            f.step()
+            if not f.recorder.busy:
+                break
+        rec = f.store.last_trial()
+        assert rec is not None and rec.item == "mass_extension" and rec.recording_of is None
+        assert rec.status == "scored" and rec.score is not None and rec.score.final_score == 1
+        assert [e.item for e in seen] == ["mass_extension"]
+        with pytest.raises(InputError, match="unknown assessment item 'thumb'"):
+            f.start_trial("P1", "right", item="thumb")
+
+
+def test_one_recording_for_all_items_is_one_row_per_item(tmp_path: Path) -> None:
+    with FakeServices(state_dir=tmp_path, timing=FAST) as f:
+        seen: list[TrialStored] = []
+        f.on_trial_stored(seen.append)
+        f.next_score = 2
+        assert f.start_trial("P2", "right", item="all")
+        for _ in range(200):
+            f.step()
+            if not f.recorder.busy:
+                break
+        rows = f.store.list_trials(limit=5)
+        by_item = {r.item: r for r in rows}
+        assert set(by_item) == {"mass_flexion", "mass_extension"}
+        first, second = by_item["mass_flexion"], by_item["mass_extension"]
+        assert second.recording_of == first.id and first.recording_of is None
+        assert first.status == second.status == "scored"
+        assert first.score is not None and first.score.final_score == 2
+        assert second.score is not None and second.score.final_score == 2
+        # the same landmarks, kept with each row
+        assert f.store.load_trial(first.id).num_frames == f.store.load_trial(second.id).num_frames
+        expect = [(first.id, "mass_flexion"), (second.id, "mass_extension")]
+        assert [(e.trial_id, e.item) for e in seen] == expect
+        assert [r.id for r in f.store.list_trials(item="mass_extension")] == [second.id]

@@ -25,6 +25,7 @@ by whatever delivers frames (the camera watchdog's thread, the fake camera).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import shutil
 import threading
@@ -52,10 +53,19 @@ from device.appliance.status import (
     software_version,
 )
 from device.config import Config
-from device.errors import InputError, StoreError
+from device.errors import FlexscoreError, InputError, StoreError
+from device.items import DEFAULT_ITEM, resolve_items
 from device.store import Patient, RecorderSink, Store
+from device.store.sink import write_outcome
 from device.trial.quality import anatomical_side
-from device.trial.recorder import RecorderTiming, StateChange, TrialInfo, TrialRecorder
+from device.trial.recorder import (
+    RecorderState,
+    RecorderTiming,
+    StateChange,
+    TrialInfo,
+    TrialRecorder,
+    result_reasons,
+)
 from device.trial.types import Trial
 from device.vision.types import HandObservation
 
@@ -78,9 +88,11 @@ class NoPatientError(InputError):
 
 
 class TrialScorer(Protocol):
-    """What scores a trial (:class:`device.scoring.decide.Decider` on the appliance)."""
+    """What scores a trial (:class:`device.scoring.decide.Decider` on the appliance): one
+    assessment ``item`` (a key of :mod:`device.items`), against a ``reference`` trial of the
+    unaffected hand when there is one."""
 
-    def score(self, trial: Trial, reference: Trial | None = None) -> Any: ...
+    def score(self, trial: Trial, reference: Trial | None = None, item: str = DEFAULT_ITEM) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -92,6 +104,7 @@ class TrialStored:
     patient_id: int | None
     role: str  # assessment / reference
     origin: str | None
+    item: str = DEFAULT_ITEM  # the assessment item of this row (device/items)
 
 
 class FpsMeter:
@@ -170,9 +183,17 @@ class Appliance:
         self._fps = FpsMeter(clock=self._clock)
         self._lock = threading.RLock()
         self._patients: dict[int, str] = {}
+        self._protocols: dict[int, str] = {}  # recorder seq → item key or "all"
+        self._extra: dict[int, list[tuple[str, Any]]] = {}  # seq → further items' results
         self._stored_listeners: list[Callable[[TrialStored], None]] = []
         self._state_listeners: list[Callable[[StateChange], None]] = []
-        self.sink = RecorderSink(store, self._outcome, on_error=self._on_store_error, on_stored=self._stored)
+        self.sink = RecorderSink(
+            store,
+            self._outcome,
+            on_error=self._on_store_error,
+            on_stored=self._stored,
+            item_of=lambda info: self.items_of(info.seq)[0],
+        )
         self.recorder = TrialRecorder(
             self._score,
             info_score_fn=self._score_in_session,
@@ -182,6 +203,8 @@ class Appliance:
             submit=submit,
             clock=clock,
         )
+        self._pending_item: str | None = None  # the item of the start under way
+        self.recorder.add_listener(self._note_protocol)  # first: the sink reads it
         self.recorder.add_listener(self.sink)
         self.recorder.add_listener(self._state_change)
 
@@ -200,12 +223,50 @@ class Appliance:
     def _stored(self, trial_id: int, change: StateChange, status: str) -> None:
         info = change.info
         assert info is not None
-        event = TrialStored(trial_id, status, info.patient_id, info.role, info.origin)
-        for fn in list(self._stored_listeners):
-            try:
-                fn(event)
-            except Exception:
-                log.exception("a 'trial stored' listener failed for trial %d", trial_id)
+        items = self.items_of(info.seq)
+        events = [TrialStored(trial_id, status, info.patient_id, info.role, info.origin, items[0])]
+        for item, result in self._extra.pop(info.seq, []):
+            extra_id = self._store_item_row(trial_id, change, item, result)
+            if extra_id is not None:
+                extra_status = "rejected" if result_reasons(result) else "scored"
+                events.append(
+                    TrialStored(extra_id, extra_status, info.patient_id, info.role, info.origin, item)
+                )
+        self._protocols.pop(info.seq, None)
+        for event in events:
+            for fn in list(self._stored_listeners):
+                try:
+                    fn(event)
+                except Exception:
+                    log.exception("a 'trial stored' listener failed for trial %d", event.trial_id)
+
+    def _store_item_row(self, first_id: int, change: StateChange, item: str, result: Any) -> int | None:
+        """A further item scored from the same recording: its own row (same landmarks,
+        ``recording_of`` the first row), so history, labels and exports stay per item."""
+        info = change.info
+        assert info is not None
+        reasons = result_reasons(result)
+        new = RecorderState.REJECTED if reasons else RecorderState.RESULT
+        item_info = dataclasses.replace(info, result=result, reasons=reasons or ())
+        outcome = stored_outcome(dataclasses.replace(change, new=new, info=item_info), self.model_version)
+        if outcome is None or str(change.new) not in ("result", "rejected"):
+            return None
+        try:
+            row = self._store.begin_trial(
+                side=info.side,
+                patient_id=info.patient_id,
+                origin=info.origin,
+                started_at=info.recording_started_at or info.started_at,
+                role=info.role,
+                item=item,
+                recording_of=first_id,
+            )
+            write_outcome(self._store, row, outcome)
+        except StoreError as exc:
+            log.error("the %s result of trial %d could not be stored: %s", item, first_id, exc)
+            self.sink.last_error = exc
+            return None
+        return row
 
     def _state_change(self, change: StateChange) -> None:
         for fn in list(self._state_listeners):
@@ -242,6 +303,33 @@ class Appliance:
     def current_fps(self) -> float:
         """Frames per second the tracker is processing now."""
         return self._fps.fps()
+
+    # ------------------------------------------------------------------ items
+    def items_of(self, seq: int) -> tuple[str, ...]:
+        """The item keys recorder trial ``seq`` is scored for (the configured protocol when
+        it was not started with one)."""
+        protocol = self._protocols.get(seq, self.config.trial.item)
+        return tuple(i.key for i in resolve_items(protocol))
+
+    @staticmethod
+    def check_item(item: str | None) -> str | None:
+        """``item`` ("all", an item key, or None/empty for the configured protocol);
+        :class:`InputError` naming the known items otherwise."""
+        if not item:
+            return None
+        try:
+            resolve_items(item)
+        except FlexscoreError as exc:
+            raise InputError(str(exc)) from None
+        return item
+
+    def _note_protocol(self, change: StateChange) -> None:
+        """Recorder listener: a countdown's trial is scored for the item it was started
+        with (the start holds the lock, so the pending item is this trial's)."""
+        if change.new is RecorderState.COUNTDOWN and change.info is not None:
+            item, self._pending_item = self._pending_item, None
+            if item:
+                self._protocols[change.info.seq] = item
 
     # ------------------------------------------------------------------ patients
     def bound_patient(self) -> tuple[str, str | None] | None:
@@ -307,10 +395,15 @@ class Appliance:
             )
         return None
 
-    def start_trial(self, patient_code: str | None, side: str | None, reference: bool = False) -> bool:
-        """Start a trial from the page (see :class:`device.web.services.WebServices`)."""
+    def start_trial(
+        self, patient_code: str | None, side: str | None, reference: bool = False, item: str | None = None
+    ) -> bool:
+        """Start a trial from the page (see :class:`device.web.services.WebServices`) for
+        ``item`` (an item key, "all" for every item from one recording, or None for the
+        configured ``trial.item``)."""
         with self._lock:
             side = check_side(side)
+            item = self.check_item(item)
             if self.recorder.busy:
                 return False  # never create a patient for a start that cannot happen
             self.safe = False
@@ -320,12 +413,16 @@ class Appliance:
             patient, side = self._patient_for(patient_code, side)
             if reference:
                 side = check_reference(patient, side, self.config.trial.side)
-            return self.recorder.start(
-                side=side,  # type: ignore[arg-type]
-                patient_id=patient.id if patient else None,
-                origin="web",
-                reference=reference,
-            )
+            self._pending_item = item
+            try:
+                return self.recorder.start(
+                    side=side,  # type: ignore[arg-type]
+                    patient_id=patient.id if patient else None,
+                    origin="web",
+                    reference=reference,
+                )
+            finally:
+                self._pending_item = None
 
     def press(self, origin: str = "button") -> str:
         """The button (or ``flexscore press``): start a trial for the bound patient, end a
@@ -379,12 +476,24 @@ class Appliance:
         return self.scorer.score(trial)
 
     def _score_in_session(self, trial: Trial, info: TrialInfo) -> Any:
-        """Scoring thread: a reference trial is measured; an assessment is scored against
-        its session's reference trial (same patient today, the other hand), if any."""
+        """Scoring thread: a reference trial is measured; an assessment is scored for each
+        of its items against its session's reference trial (same patient today, the other
+        hand), if any. The first item's result is the trial's; the others are stored as
+        rows of their own when the trial is stored."""
         if info.is_reference:
             return measure_reference(trial, self.config.trial)
-        scorer = self.scorer
-        return score_in_session(self._store, trial, info, lambda t, ref: scorer.score(t, reference=ref))
+        first, *rest = self.items_of(info.seq)
+        scorer, store = self.scorer, self._store
+
+        def for_item(item: str) -> Any:
+            return score_in_session(
+                store, trial, info, lambda t, ref: scorer.score(t, reference=ref, item=item)
+            )
+
+        result = for_item(first)
+        if rest:
+            self._extra[info.seq] = [(item, for_item(item)) for item in rest]
+        return result
 
     def _outcome(self, change: StateChange) -> Any:
         return stored_outcome(change, self.model_version)
@@ -421,6 +530,7 @@ class Appliance:
         snap["hand_in_view"] = self.hand_in_view
         info = self.recorder.info
         snap["side"] = info.side if info else None
+        snap["items"] = list(self.items_of(info.seq)) if info else [self.config.trial.item]
         snap["patient"] = self._patient_code(info.patient_id) if info and info.patient_id else None
         bound = self.bound_patient()
         snap["unit_patient"] = bound[0] if bound else None

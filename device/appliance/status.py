@@ -32,6 +32,11 @@ class StatusSnapshot(TypedDict, total=False):
         reasons: reason codes of the last outcome (rejected / cancelled / error).
         reference: True when the current (or last) trial records the unaffected hand
             (a reference trial); ``side`` is then that hand's side.
+        items: the assessment items (device/items keys) the current (or last, or next)
+            trial is scored for.
+        unit_patient: code of the patient the unit is bound to (button trials), or None.
+        anonymous: True when the current (or last) trial has no patient (anonymous screening).
+        safe: present and True in shutdown-safe idle (after a long press).
     """
 
     state: str
@@ -44,6 +49,10 @@ class StatusSnapshot(TypedDict, total=False):
     trial_seq: int | None
     reasons: list[str]
     reference: bool
+    items: list[str]
+    unit_patient: str | None
+    anonymous: bool
+    safe: bool
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from typing import Any, Protocol
 from device.errors import StoreError
 from device.store.records import NewScore
 from device.store.store import Store
-from device.trial.recorder import StateChange
+from device.trial.recorder import StateChange, TrialInfo
 from device.trial.types import Trial
 
 log = logging.getLogger(__name__)
@@ -80,11 +80,13 @@ class RecorderSink:
         *,
         on_error: ErrorFn | None = None,
         on_stored: StoredFn | None = None,
+        item_of: Callable[[TrialInfo], str] | None = None,
     ) -> None:
         self.store = store
         self.outcome_fn = outcome_fn
         self.on_error = on_error
         self.on_stored = on_stored
+        self.item_of = item_of  # the assessment item of a new row (default: mass flexion)
         self.ids: dict[int, int] = {}  # recorder seq → store trial id
         self.last_error: StoreError | None = None
 
@@ -111,6 +113,7 @@ class RecorderSink:
                 origin=info.origin,
                 started_at=info.recording_started_at or info.started_at,
                 role=info.role,
+                item=self.item_of(info) if self.item_of is not None else "mass_flexion",
             )
             self.last_error = None
         elif state == "scoring" and info.seq in self.ids:

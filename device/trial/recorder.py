@@ -157,7 +157,7 @@ class StateChange:
 Listener = Callable[[StateChange], None]
 
 
-def _result_reasons(result: Any) -> tuple[QualityReason, ...] | None:
+def result_reasons(result: Any) -> tuple[QualityReason, ...] | None:
     """Reasons when ``result`` says "not scorable", else None (duck-typed on purpose)."""
     scorable = getattr(result, "scorable", None)
     if scorable is False or (scorable is None and getattr(result, "score", 0) is None):
@@ -432,7 +432,7 @@ class TrialRecorder:
             if fault is not None:
                 self._finish(S.ERROR, (fault,))
                 return
-            reasons = _result_reasons(result)
+            reasons = result_reasons(result)
             if reasons is not None:
                 self._finish(S.REJECTED, reasons, result=result)
             else:

@@ -41,12 +41,12 @@ from device.appliance import RULE_VERSION, Appliance
 from device.appliance.session import resolve_patient
 from device.config import Config, TrialConfig, UnitConfig, WebConfig
 from device.errors import InputError
+from device.items import DEFAULT_ITEM, AssessmentItem, get_item
 from device.scoring.decide import Decider
-from device.scoring.rules import RuleScorer
 from device.scoring.types import Result
 from device.store import NewScore, Store, TrialRecord
 from device.trial.recorder import RecorderState, RecorderTiming, StateChange
-from device.trial.synthetic import SynthOptions, make_trial
+from device.trial.synthetic import SynthOptions
 from device.trial.types import Side, Trial
 from device.vision.types import HandObservation
 from device.web.live import LiveFrames
@@ -55,7 +55,7 @@ log = logging.getLogger(__name__)
 
 FAKE_MODEL = "fake-rnn"
 DEMO_SCORES: tuple[int | None, ...] = (2, 1, 2, 0, None)
-MOTION_TRIES = 30
+MOTION_TRIES = 60
 
 
 class FakeClock:
@@ -85,12 +85,12 @@ def _background(width: int, height: int) -> np.ndarray:
 
 
 class StandInRNN:
-    """Stands in for the RNN: the rule's score with probability 0.9 (a fake part)."""
+    """Stands in for an item's RNN: that item's rule score with probability 0.9 (a fake part)."""
 
     name = version = FAKE_MODEL
 
-    def __init__(self) -> None:
-        self._rule = RuleScorer()
+    def __init__(self, rule: Any) -> None:
+        self._rule = rule
 
     def score(self, trial: Trial) -> Result:
         rule = self._rule.score(trial)
@@ -111,14 +111,17 @@ class StandInRNN:
 
 
 class StandInDecider(Decider):
-    """The real decision with :class:`StandInRNN` for every landmark kind."""
+    """The real decision (gates, the item's rule, agreement policy, reference mode) with a
+    :class:`StandInRNN` for every item and landmark kind."""
 
     def __init__(self, cfg: Config) -> None:
         super().__init__(cfg, models_dir=cfg.models.resolved_dir())
-        self.stand_in = StandInRNN()
+        self._stand_ins: dict[str, StandInRNN] = {}
 
-    def rnn_for(self, *args: Any, **kwargs: Any) -> Any:
-        return self.stand_in
+    def _rnn_or_none(self, has_z: bool, has_world: bool, item: AssessmentItem) -> Any:
+        if item.key not in self._stand_ins:
+            self._stand_ins[item.key] = StandInRNN(item.rule)
+        return self._stand_ins[item.key]
 
 
 def fake_config(timing: RecorderTiming, unit: UnitConfig | None = None) -> Config:
@@ -195,13 +198,15 @@ class FakeServices(Appliance):
             self._thread.start()
 
     # -- the core, with the fake's bookkeeping ---------------------------------------------
-    def start_trial(self, patient_code: str | None, side: str | None, reference: bool = False) -> bool:
+    def start_trial(
+        self, patient_code: str | None, side: str | None, reference: bool = False, item: str | None = None
+    ) -> bool:
         if self.recorder.busy:
             return False
         if self.scores is not None:
             self.next_score = next(self.scores)
         self.calls.append("start")
-        return super().start_trial(patient_code, side, reference)
+        return super().start_trial(patient_code, side, reference, item)
 
     def cancel_trial(self, reason: str = "cancelled on the web page") -> bool:
         self.calls.append("cancel")
@@ -309,7 +314,10 @@ class FakeServices(Appliance):
     def _inline(fn: Any) -> None:
         fn()
 
-    def _motion(self, score: int, side: Side | None) -> Trial:
+    def _motion(self, score: int, side: Side | None, items: tuple[str, ...] = (DEFAULT_ITEM,)) -> Trial:
+        """The synthetic patient's movement for ``items``: open → fist for mass flexion; for
+        mass extension (alone or with flexion) open → fist → open, opening as far as
+        ``score`` says (the last item's generator, closing fully first when combined)."""
         w, h = self.size
         opts = SynthOptions(
             duration_s=(self.timing.recording_s, self.timing.recording_s),
@@ -322,9 +330,11 @@ class FakeServices(Appliance):
             dropout=(0.0, 0.0),
             outlier_rate=0.0,
         )
+        spec = get_item(items[-1])
+        extra: dict[str, Any] = {"combined": True} if spec.key == "mass_extension" else {}
         trial: Trial | None = None
         for _ in range(MOTION_TRIES):  # the synthetic patient does what it was asked to, clearly
-            trial, _ = make_trial(
+            trial, _ = spec.generate(
                 score,
                 self._rng,
                 options=opts,
@@ -332,8 +342,11 @@ class FakeServices(Appliance):
                 mirrored=False,
                 noise=False,
                 with_world=False,
+                **extra,
             )
-            rule = self.decider.rule.score(self.decider.prepared(trial))
+            if tuple(trial.image_size) != (w, h):  # the generator also makes portrait frames
+                continue
+            rule = spec.rule.score(self.decider.prepared(trial))
             if rule.score == score and not rule.details.get("borderline"):
                 break
         assert trial is not None
@@ -396,7 +409,7 @@ class FakeServices(Appliance):
         info = change.info
         if change.new is RecorderState.COUNTDOWN and info is not None:
             score = self.next_score if self.next_score is not None else 0
-            self._motion_trial = self._motion(score, info.side)
+            self._motion_trial = self._motion(score, info.side, self.items_of(info.seq))
             self._rec_frames = 0
 
     # -- lifecycle -----------------------------------------------------------------------------
