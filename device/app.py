@@ -32,6 +32,7 @@ from device import sdnotify
 from device.camera import CameraState, CameraWatchdog, Frame, FrameSource, open_source
 from device.config import Config, scoring_mode
 from device.errors import ConfigError, FlexscoreError, InputError, StoreError
+from device.fleet import fleet_from_config
 from device.store import STOPPED_REASON, RecorderSink, Store, StoreCorruptError
 from device.trial.quality import anatomical_side
 from device.trial.recorder import StateChange, TrialInfo, TrialRecorder
@@ -142,6 +143,7 @@ class FlexscoreApp:
         self._web_thread: ServerThread | None = None
         self._control: socket.socket | None = None
         self._control_thread: threading.Thread | None = None
+        self.fleet: Any = None  # device.fleet.FleetPublisher when [fleet] is configured
         self._fps = FpsMeter()
         self._hand_in_view: str | None = None  # anatomical side of the hand in the last frame
         self._sink: RecorderSink | None = None
@@ -168,6 +170,7 @@ class FlexscoreApp:
         check_state_dir(self.state_dir)
         self._store = self._open_store(cfg.store.resolved_path(self.state_dir))
         make_private(self.state_dir)
+        self.fleet = fleet_from_config(cfg.fleet, self._store, self)  # queues with each stored trial
         try:
             self.reaped = self._store.reap_interrupted()
         except StoreError as exc:  # e.g. locked by a maintainer's sqlite3: keep running
@@ -217,6 +220,8 @@ class FlexscoreApp:
         if self.serve_web:
             self._start_web()
         self._start_control()
+        if self.fleet is not None:
+            self.fleet.start()
         log.info(
             "flexscore started: state dir %s, camera %s, models %s %s",
             self.state_dir,
@@ -387,6 +392,7 @@ class FlexscoreApp:
         self.stop_event.set()
         sdnotify.stopping()
         steps = [
+            ("fleet", lambda: self.fleet.stop() if self.fleet else None),
             ("control socket", self._stop_control),
             ("web server", self._stop_web),
             ("camera", lambda: self.watchdog.stop() if self.watchdog else None),
@@ -550,6 +556,8 @@ class FlexscoreApp:
         snap["patient"] = self._patients.get(info.patient_id) if info and info.patient_id else None
         if self.last_store_error:
             snap["store_error"] = self.last_store_error
+        if self.fleet is not None:
+            snap["fleet"] = self.fleet.status()
         return snap
 
     def start_trial(self, patient_code: str | None, side: str | None, reference: bool = False) -> bool:
