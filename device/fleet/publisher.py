@@ -260,8 +260,12 @@ class FleetPublisher:
             )
             return
         self._connected = True
-        self._delay = FIRST_DELAY_S
         self._online_mid = client.publish(self.prefix + AVAILABLE, ONLINE, qos=1, retain=True).mid
+        if self._state != NOT_AUTHORIZED:  # else: connected once the broker takes "online"
+            self._became_connected()
+
+    def _became_connected(self) -> None:
+        self._delay = FIRST_DELAY_S
         self._set_state(CONNECTED, None)
 
     def _on_disconnect(self, _c: mqtt.Client, _ud: Any, _flags: Any, reason: Any, _props: Any) -> None:
@@ -280,6 +284,8 @@ class FleetPublisher:
                 level=logging.ERROR,
             )
             return
+        if self._state == NOT_AUTHORIZED:
+            self._became_connected()
         if row is not None:
             self._acked.append(row)
 

@@ -72,6 +72,9 @@ class StatusSnapshot(TypedDict, total=False):
         reasons: reason codes of the last outcome (rejected / cancelled / error).
         reference: True when the current (or last) trial records the unaffected hand
             (a reference trial); ``side`` is then that hand's side.
+        fleet: only with ``[fleet]`` configured: :class:`device.fleet.FleetStatus` —
+            ``state`` (waiting for broker, connecting, connected, auth failed, not
+            authorized, stopped), ``queued`` (messages not yet acknowledged), ``detail``.
     """
 
     state: str
@@ -84,6 +87,7 @@ class StatusSnapshot(TypedDict, total=False):
     trial_seq: int | None
     reasons: list[str]
     reference: bool
+    fleet: dict[str, Any]
 
 
 @dataclass(frozen=True)
