@@ -113,6 +113,7 @@ class FleetPublisher:
 
     # -- what the rest of the appliance sees ---------------------------------------------
     def status(self) -> FleetStatus:
+        self._recount()  # a COUNT over the outbox (the last count when the store is closed)
         with self._lock:
             return {"state": self._state, "queued": self._queued, "detail": self._detail}
 
