@@ -284,6 +284,9 @@ def test_a_wrong_password_is_a_clear_status_and_a_unit_cannot_write_another_unit
     bad_pw.login()
     detail = bad_pw.status()["fleet"]["detail"]
     assert "Not authorized" in detail and "fleet.password_file" in detail
+    with bad_pw.open("/status") as page:
+        html = page.read().decode()
+    assert "fleet: auth failed" in html and "fleet.password_file" in html
     # retried with back-off, not a crash loop: the daemon keeps serving and says it once
     wait_for(
         lambda: broker.output().count("not authorised") >= refused_before + 3, 60, "three refused attempts"
