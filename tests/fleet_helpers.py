@@ -133,6 +133,7 @@ class Collector:
         self.messages: list[Received] = []
         self._lock = threading.Lock()
         self._subscribed = threading.Event()
+        self._subacks: set[int] = set()
         self.client: mqtt.Client | None = None
 
     def start(self) -> Collector:
@@ -141,7 +142,7 @@ class Collector:
         client.on_connect = lambda c, _u, _f, rc, _p: (
             None if rc.is_failure else c.subscribe([(t, 1) for t in self.topics])
         )
-        client.on_subscribe = lambda *_a: self._subscribed.set()
+        client.on_subscribe = self._on_subscribe
         client.on_message = self._on_message
         client.reconnect_delay_set(0.1, 0.5)
         self._subscribed.clear()
@@ -155,14 +156,12 @@ class Collector:
         """Return once every message the broker had for this collector when called has
         arrived: the broker answers a new subscription after what it queued before it."""
         assert self.client is not None
-        done = threading.Event()
         _, mid = self.client.subscribe(f"sync/{free_port()}", 1)
-        previous = self.client.on_subscribe
-        self.client.on_subscribe = lambda _c, _u, m, *_a: done.set() if m == mid else None
-        try:
-            assert done.wait(20), "no SUBACK"
-        finally:
-            self.client.on_subscribe = previous
+        wait_for(lambda: mid in self._subacks, 20, "the broker's SUBACK", 0.02)
+
+    def _on_subscribe(self, _c: mqtt.Client, _u: Any, mid: int, *_rest: Any) -> None:
+        self._subacks.add(mid)
+        self._subscribed.set()
 
     def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
         with self._lock:

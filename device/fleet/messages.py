@@ -36,7 +36,7 @@ def dumps(doc: dict[str, Any]) -> str:
     return json.dumps(doc, separators=(",", ":"), sort_keys=True)
 
 
-def _iso(at: datetime | None) -> str | None:
+def iso(at: datetime | None) -> str | None:
     return at.astimezone(UTC).isoformat(timespec="milliseconds") if at is not None else None
 
 
@@ -44,7 +44,7 @@ def label_json(label: Label | None) -> dict[str, Any] | None:
     """A clinician label without its free-text comment (it may name someone)."""
     if label is None:
         return None
-    return {"score": label.score, "clinician": label.clinician, "created_at": _iso(label.created_at)}
+    return {"score": label.score, "clinician": label.clinician, "created_at": iso(label.created_at)}
 
 
 def trial_payload(
@@ -87,8 +87,8 @@ def trial_payload(
             "scorer_sha256": (rnn or {}).get("sha256"),
         },
         "label": label_json(labels[-1] if labels else None),
-        "started_at": _iso(trial.started_at),
-        "finished_at": _iso(trial.finished_at),
+        "started_at": iso(trial.started_at),
+        "finished_at": iso(trial.finished_at),
         "software_version": software_version,
     }
 
@@ -170,7 +170,7 @@ def status_payload(
         "schema": STATUS_SCHEMA,
         "message_id": message_id,
         "unit_id": unit_id,
-        "at": _iso(now),
+        "at": iso(now),
         **snapshot,
     }
 

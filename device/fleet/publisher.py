@@ -35,7 +35,7 @@ from paho.mqtt.properties import Properties
 from device.config import FleetConfig
 from device.errors import ConfigError, StoreError
 from device.fleet.client import Broker, connect, new_client
-from device.fleet.messages import AVAILABLE, OFFLINE, ONLINE, status_message, trial_messages
+from device.fleet.messages import AVAILABLE, OFFLINE, ONLINE, iso, status_message, trial_messages
 from device.store import OutboxMessage, SaveEvent, Store
 
 log = logging.getLogger(__name__)
@@ -44,6 +44,7 @@ WINDOW = 10  # messages in flight (sent, not yet acknowledged)
 FIRST_DELAY_S = 1.0
 LOOP_S = 0.2  # the network loop's wait; new messages also wake it
 STOP_WAIT_S = 1.0  # at stop: how long to wait for "offline" to be acknowledged
+CONNACK_TIMEOUT_S = 15.0  # connected (TCP/TLS) but no answer to CONNECT: try again
 
 OFF = "off"
 WAITING = "waiting for broker"
@@ -92,6 +93,7 @@ class FleetPublisher:
         self._state = WAITING
         self._detail: str | None = "not started"
         self._queued = store.outbox_count()
+        self._dirty = False
         # publisher-thread state
         self._client: mqtt.Client | None = None
         self._connected = False
@@ -102,6 +104,7 @@ class FleetPublisher:
         self._online_mid: int | None = None
         self._delay = FIRST_DELAY_S
         self._next_attempt = 0.0
+        self._connect_started = 0.0
         self._last_status_at: float | None = None
         self._last_status_key: Any = None
         store.outbox_limit = cfg.max_queued
@@ -113,7 +116,9 @@ class FleetPublisher:
 
     # -- what the rest of the appliance sees ---------------------------------------------
     def status(self) -> FleetStatus:
-        self._recount()  # a COUNT over the outbox (the last count when the store is closed)
+        if self._dirty:  # a trial or label was queued since the last count
+            self._dirty = False
+            self._recount()
         with self._lock:
             return {"state": self._state, "queued": self._queued, "detail": self._detail}
 
@@ -130,6 +135,7 @@ class FleetPublisher:
             store, event, unit_id=self.cfg.unit_id, software_version=self.software_version
         )
         if messages:
+            self._dirty = True
             self._wake.set()  # the thread reads them once the transaction commits
         return messages
 
@@ -161,10 +167,13 @@ class FleetPublisher:
     def _run(self) -> None:
         try:
             while not self._stop.is_set():
-                self._step()
-        except Exception:  # a bug here must not take the appliance down: the fleet goes quiet
-            log.exception("fleet: the publisher stopped on an unexpected error")
-            self._set_state(STOPPED, "stopped on an unexpected error (see the log)", level=logging.ERROR)
+                try:
+                    self._step()
+                except Exception as exc:  # never takes the appliance down; retried with back-off
+                    log.exception("fleet: unexpected error")
+                    self._close(say_offline=False)
+                    self._set_state(WAITING, f"unexpected error: {exc}", level=logging.ERROR)
+                    self._schedule_retry()
         finally:
             self._close(say_offline=True)
 
@@ -178,10 +187,15 @@ class FleetPublisher:
                 self._wake.wait(min(self._next_attempt - now, 1.0))
                 self._wake.clear()
             return
-        rc = self._client.loop(timeout=LOOP_S)
+        try:
+            rc = self._client.loop(timeout=LOOP_S)
+        except (OSError, ValueError) as exc:  # e.g. a TLS error on the open connection
+            rc, self._gone = mqtt.MQTT_ERR_CONN_LOST, self._gone or f"connection lost ({exc})"
         self._wake.clear()
         if rc != mqtt.MQTT_ERR_SUCCESS and self._gone is None:
             self._gone = f"connection lost ({mqtt.error_string(rc)})"
+        if not self._connected and self._gone is None and now - self._connect_started > CONNACK_TIMEOUT_S:
+            self._gone = f"no answer from the broker within {CONNACK_TIMEOUT_S:.0f} s"
         self._settle_acks()
         if self._gone is not None:
             self._drop_connection()
@@ -211,6 +225,7 @@ class FleetPublisher:
             self._schedule_retry()
             return
         self._client = client
+        self._connect_started = self._clock()
         if self._state not in (AUTH_FAILED, NOT_AUTHORIZED):
             self._set_state(CONNECTING, self.cfg.broker)
 
@@ -365,7 +380,7 @@ class FleetPublisher:
             "disk_free_bytes": info.disk_free_bytes,
             "uptime_s": round(info.uptime_s),
             "queued": self.status()["queued"],
-            "last_trial_at": (last.finished_at or last.started_at).isoformat() if last else None,
+            "last_trial_at": iso(last.finished_at or last.started_at) if last else None,
             "store_error": snap.get("store_error"),
         }
 
