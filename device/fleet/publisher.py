@@ -46,7 +46,6 @@ LOOP_S = 0.2  # the network loop's wait; new messages also wake it
 STOP_WAIT_S = 1.0  # at stop: how long to wait for "offline" to be acknowledged
 CONNACK_TIMEOUT_S = 15.0  # connected (TCP/TLS) but no answer to CONNECT: try again
 
-OFF = "off"
 WAITING = "waiting for broker"
 CONNECTING = "connecting"
 CONNECTED = "connected"
@@ -58,7 +57,7 @@ STOPPED = "stopped"
 class FleetStatus(TypedDict):
     """The ``fleet`` key of the status snapshot (``/api/status``, the status page)."""
 
-    state: str  # off, waiting for broker, connecting, connected, auth failed, not authorized, stopped
+    state: str  # waiting for broker, connecting, connected, auth failed, not authorized, stopped
     queued: int  # messages in the outbox (not yet acknowledged by the broker)
     detail: str | None  # why, for a state other than connected
 
@@ -361,7 +360,7 @@ class FleetPublisher:
         try:
             message = status_message(self._status_doc(snap), unit_id=self.cfg.unit_id, now=datetime.now(UTC))
             self.store.enqueue([message])
-        except StoreError as exc:
+        except Exception as exc:  # a full or locked store, a stopping appliance: the next one
             log.warning("fleet: status not queued: %s", exc)
             return
         self._recount()
