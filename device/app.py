@@ -33,6 +33,7 @@ from device.camera import CameraState, CameraWatchdog, Frame, FrameSource, open_
 from device.config import Config, scoring_mode
 from device.control import ControlServer, send_control
 from device.errors import ConfigError, FlexscoreError, StoreError
+from device.fleet import fleet_from_config
 from device.store import STOPPED_REASON, Store, StoreCorruptError
 from device.trial.recorder import StateChange, TrialRecorder
 from device.vision.tracker import HandTracker, build_tracker
@@ -109,6 +110,7 @@ class FlexscoreApp:
         self.web_server: Any = None
         self._web_thread: ServerThread | None = None
         self._control: ControlServer | None = None
+        self.fleet: Any = None  # device.fleet.FleetPublisher when [fleet] is configured
         self.store_notice: str | None = None  # e.g. a damaged database was moved aside
         self.generated_password: str | None = None
         self.certificate: Any = None  # device.web.tls.Certificate when serving HTTPS
@@ -131,6 +133,7 @@ class FlexscoreApp:
         check_state_dir(self.state_dir)
         self._store = self._open_store(cfg.store.resolved_path(self.state_dir))
         make_private(self.state_dir)
+        self.fleet = fleet_from_config(cfg.fleet, self._store, self)  # queues with each stored trial
         try:
             self.reaped = self._store.reap_interrupted()
         except StoreError as exc:  # e.g. locked by a maintainer's sqlite3: keep running
@@ -184,6 +187,9 @@ class FlexscoreApp:
         if self.serve_web:
             self._start_web()
         self._control = ControlServer(self.state_dir, self.core, self.stop_event).start()
+        if self.fleet is not None:
+            self.core.add_status_part("fleet", self.fleet.status)
+            self.fleet.start()
         log.info(
             "flexscore started: state dir %s, camera %s, models %s %s",
             self.state_dir,
@@ -284,6 +290,7 @@ class FlexscoreApp:
         self.stop_event.set()
         sdnotify.stopping()
         steps = [
+            ("fleet", lambda: self.fleet.stop() if self.fleet else None),
             ("control socket", lambda: self._control.close() if self._control else None),
             ("web server", self._stop_web),
             ("camera", lambda: self.watchdog.stop() if self.watchdog else None),

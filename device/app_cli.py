@@ -102,9 +102,13 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     web = f"http://{cfg.web.host}:{cfg.web.port}"
     if cfg.web.tls:
         web = f"https://{cfg.web.host}:{cfg.web.port}, {_check_tls(cfg, state)}"
+    fleet = ""
+    if cfg.fleet is not None:  # readable password and CA files (the URL was checked on load)
+        cfg.fleet.check_files()
+        fleet = f", fleet {cfg.fleet.broker} as {cfg.fleet.unit_id}"
     print(
         f"{args.file}: OK (camera {cfg.camera.backend}, models {mc.complexity} {mc.precision}, "
-        f"state dir {state}, web {web})"
+        f"state dir {state}, web {web}{fleet})"
     )
     return 0
 

@@ -24,6 +24,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "device.scoring.cli",
     "device.app_cli",
     "device.scoring.site_cli",
+    "device.fleet.cli",
 )
 
 EXIT_ERROR = 2

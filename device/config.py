@@ -420,6 +420,114 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
+UNIT_ID = r"[A-Za-z0-9_-]{1,32}"
+FLEET_SCHEMES = {"mqtts": 8883, "mqtt": 1883}
+
+
+@dataclass(frozen=True)
+class FleetConfig:
+    """Publishing results and health to the site's MQTT broker (device/fleet/, docs/FLEET.md).
+    Off unless the ``[fleet]`` section is present."""
+
+    broker: str = ""  # mqtts://host[:port]; mqtt:// only to a loopback address
+    unit_id: str = ""  # [A-Za-z0-9_-]{1,32}: the topics are <topic_prefix>/<unit_id>/...
+    username: str = ""  # empty: connect without a user name
+    password_file: str = ""  # a file holding the password (never the password in the config)
+    ca_file: str = ""  # PEM CA bundle for mqtts; empty: the system's CAs
+    topic_prefix: str = "flexscore"
+    max_queued: int = 10000  # messages the outbox keeps; beyond, the oldest status ones go
+    status_interval_s: float = 60.0  # the retained status is sent this often (and on change)
+    reconnect_max_s: float = 60.0  # the reconnect back-off (1 s, doubling) stops growing here
+
+    def __post_init__(self) -> None:
+        import re
+        from urllib.parse import urlsplit
+
+        _check(bool(self.broker), "fleet.broker", "must be set (mqtts://host:port)")
+        try:
+            url = urlsplit(self.broker)
+            port = url.port
+        except ValueError as exc:
+            raise ConfigError(f"config key 'fleet.broker': not a valid URL ({exc})") from None
+        _check(
+            url.scheme in FLEET_SCHEMES,
+            "fleet.broker",
+            f"must start with mqtts:// (or mqtt:// to a loopback address), got {self.broker!r}",
+        )
+        _check(bool(url.hostname), "fleet.broker", "names no host")
+        _check(
+            not (url.username or url.password),
+            "fleet.broker",
+            "must not carry credentials: set fleet.username and fleet.password_file",
+        )
+        _check(url.path in ("", "/") and not url.query and not url.fragment, "fleet.broker",
+               "must be scheme://host[:port] only")  # fmt: skip
+        _check(
+            url.scheme == "mqtts" or is_loopback_host(url.hostname or ""),
+            "fleet.broker",
+            f"plain mqtt:// sends results unencrypted: only to a loopback address; use mqtts:// for "
+            f"{url.hostname}",
+        )
+        _check(port is None or 1 <= port <= 65535, "fleet.broker", "port must be in [1, 65535]")
+        _check(bool(re.fullmatch(UNIT_ID, self.unit_id)), "fleet.unit_id",
+               f"must be 1-32 letters, digits, '_' or '-', got {self.unit_id!r}")  # fmt: skip
+        _check(
+            bool(re.fullmatch(r"[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*", self.topic_prefix)),
+            "fleet.topic_prefix",
+            "must be topic levels of letters, digits, '_' or '-' separated by '/' (no wildcards)",
+        )
+        _check(not self.password_file or bool(self.username), "fleet.password_file",
+               "needs fleet.username")  # fmt: skip
+        _check(100 <= self.max_queued <= 1_000_000, "fleet.max_queued", "must be in [100, 1000000]")
+        _check(5 <= self.status_interval_s <= 3600, "fleet.status_interval_s", "must be in [5, 3600] s")
+        _check(1 <= self.reconnect_max_s <= 3600, "fleet.reconnect_max_s", "must be in [1, 3600] s")
+
+    @property
+    def host(self) -> str:
+        from urllib.parse import urlsplit
+
+        return urlsplit(self.broker).hostname or ""
+
+    @property
+    def port(self) -> int:
+        from urllib.parse import urlsplit
+
+        url = urlsplit(self.broker)
+        return url.port or FLEET_SCHEMES[url.scheme]
+
+    @property
+    def tls(self) -> bool:
+        return self.broker.startswith("mqtts:")
+
+    def read_password(self) -> str | None:
+        """The password from ``password_file`` (first line), None without one; ConfigError
+        naming the file when it cannot be read."""
+        if not self.password_file:
+            return None
+        path = Path(self.password_file).expanduser()
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = getattr(exc, "strerror", None) or exc
+            raise ConfigError(f"config key 'fleet.password_file': cannot read {path}: {reason}") from None
+        password = text.splitlines()[0] if text.strip() else ""
+        _check(bool(password), "fleet.password_file", f"{path} is empty")
+        return password
+
+    def check_files(self) -> None:
+        """The password file and the CA file (when set) are readable: ConfigError if not."""
+        self.read_password()
+        if self.ca_file:
+            path = Path(self.ca_file).expanduser()
+            try:
+                with path.open("rb") as f:
+                    f.read(1)
+            except OSError as exc:
+                raise ConfigError(
+                    f"config key 'fleet.ca_file': cannot read {path}: {exc.strerror or exc}"
+                ) from None
+
+
 @dataclass(frozen=True)
 class AppConfig:
     """The daemon itself (``flexscore run``)."""
@@ -459,6 +567,7 @@ class Config:
     unit: UnitConfig = field(default_factory=UnitConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
     web: WebConfig = field(default_factory=WebConfig)
+    fleet: FleetConfig | None = None  # [fleet]: publish to an MQTT broker; absent: off
 
     def tracker_model_names(self) -> list[str]:
         """Manifest keys of every model the tracker loads: palm, landmark and, with int8

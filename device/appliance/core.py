@@ -186,6 +186,7 @@ class Appliance:
         self._protocols: dict[int, str] = {}  # recorder seq → item key or "all"
         self._extra: dict[int, list[tuple[str, Any]]] = {}  # seq → further items' results
         self._stored_listeners: list[Callable[[TrialStored], None]] = []
+        self._status_parts: dict[str, Callable[[], Any]] = {}
         self._state_listeners: list[Callable[[StateChange], None]] = []
         self.sink = RecorderSink(
             store,
@@ -214,6 +215,11 @@ class Appliance:
         it; keep it short, and never change the recorder's state from it). An exception in
         ``fn`` is logged and does not affect the trial or other listeners."""
         self._stored_listeners.append(fn)
+
+    def add_status_part(self, key: str, fn: Callable[[], Any]) -> None:
+        """Report ``fn()`` under ``key`` in :meth:`status` (e.g. ``fleet``: a part the core
+        does not know about, like the network publisher)."""
+        self._status_parts[key] = fn
 
     def on_state_change(self, fn: Callable[[StateChange], None]) -> None:
         """Call ``fn(StateChange)`` on every recorder transition (the panel's LED, the voice).
@@ -539,6 +545,11 @@ class Appliance:
             snap["safe"] = True
         if self.last_store_error:
             snap["store_error"] = self.last_store_error
+        for key, part in self._status_parts.items():
+            try:
+                snap[key] = part()
+            except Exception:
+                log.exception("status of %s failed", key)
         return snap
 
     def _patient_code(self, patient_id: int) -> str | None:

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import TypedDict
+from typing import Any, TypedDict
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,9 @@ class StatusSnapshot(TypedDict, total=False):
         unit_patient: code of the patient the unit is bound to (button trials), or None.
         anonymous: True when the current (or last) trial has no patient (anonymous screening).
         safe: present and True in shutdown-safe idle (after a long press).
+        fleet: only with ``[fleet]`` configured: :class:`device.fleet.FleetStatus` —
+            ``state`` (waiting for broker, connecting, connected, auth failed, not
+            authorized, stopped), ``queued`` (messages not yet acknowledged), ``detail``.
     """
 
     state: str
@@ -53,6 +56,7 @@ class StatusSnapshot(TypedDict, total=False):
     unit_patient: str | None
     anonymous: bool
     safe: bool
+    fleet: dict[str, Any]
 
 
 @dataclass(frozen=True)

@@ -9,12 +9,15 @@ from device.store.records import (
     AuditEntry,
     Label,
     NewScore,
+    OutboxMessage,
     Patient,
+    QueuedMessage,
+    SaveEvent,
     ScoreRecord,
     TrialRecord,
 )
 from device.store.sink import RecorderSink, write_outcome
-from device.store.store import STOPPED_REASON, Store, StoreCorruptError
+from device.store.store import STOPPED_REASON, SaveHook, Store, StoreCorruptError
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -23,8 +26,12 @@ __all__ = [
     "AuditEntry",
     "Label",
     "NewScore",
+    "OutboxMessage",
     "Patient",
+    "QueuedMessage",
     "RecorderSink",
+    "SaveEvent",
+    "SaveHook",
     "ScoreRecord",
     "Store",
     "StoreCorruptError",

@@ -7,6 +7,13 @@ Data is never dropped: a later migration may add tables, columns or indexes only
 
 from __future__ import annotations
 
+# A random (version 4) UUID in SQL, for rows that predate the ``trials.uuid`` column.
+SQL_UUID4 = (
+    "lower(hex(randomblob(4)) || '-' || hex(randomblob(2)) || '-4' || substr(hex(randomblob(2)), 2)"
+    " || '-' || substr('89ab', 1 + (abs(random()) % 4), 1) || substr(hex(randomblob(2)), 2) || '-'"
+    " || hex(randomblob(6)))"
+)
+
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     # 1: the first schema
     (
@@ -104,6 +111,29 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             value TEXT NOT NULL,                       -- JSON
             updated_at TEXT NOT NULL
         )""",
+    ),
+    # 5: the fleet outbox (issue 21). Every trial gets a
+    # ``uuid`` (random, version 4) that names it beyond this device: a fleet consumer drops
+    # duplicate messages of one trial by it; rows written before this migration get one here.
+    # ``outbox`` holds every MQTT message to publish (device/fleet/), written in the same
+    # transaction as what it reports (a finished trial, a clinician label) and removed only
+    # when the broker acknowledged it; ``id`` is the sending order (AUTOINCREMENT: never
+    # reused). ``topic`` is below ``<prefix>/<unit_id>/``; ``message_id`` stays the same when
+    # a message is sent again.
+    (
+        "ALTER TABLE trials ADD COLUMN uuid TEXT",
+        f"UPDATE trials SET uuid = {SQL_UUID4} WHERE uuid IS NULL",
+        "CREATE UNIQUE INDEX trials_uuid ON trials(uuid)",
+        """CREATE TABLE outbox (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            message_id TEXT NOT NULL UNIQUE,
+            kind TEXT NOT NULL CHECK (kind IN ('trial', 'status')),
+            topic TEXT NOT NULL,                       -- below <prefix>/<unit_id>/
+            payload TEXT NOT NULL,                     -- JSON
+            retain INTEGER NOT NULL DEFAULT 0 CHECK (retain IN (0, 1)),
+            created_at TEXT NOT NULL
+        )""",
+        "CREATE INDEX outbox_kind ON outbox(kind, id)",
     ),
 )
 

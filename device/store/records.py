@@ -82,6 +82,7 @@ class TrialRecord:
     profile: dict[str, Any] | None = None  # a reference trial's measured range of motion
     item: str = "mass_flexion"  # the assessment item (device/items); schema 4
     recording_of: int | None = None  # the first trial of a recording scored for several items
+    uuid: str | None = None  # names the trial beyond this device (fleet messages; schema 5)
 
     @property
     def is_reference(self) -> bool:
@@ -122,3 +123,45 @@ class AuditEntry:
     actor: str
     action: str
     detail: dict[str, Any] | None
+
+
+OUTBOX_KINDS: tuple[str, ...] = ("trial", "status")  # status messages may be dropped, trials never
+
+
+@dataclass(frozen=True)
+class OutboxMessage:
+    """One MQTT message to publish (device/fleet/), kept in the store's outbox until the
+    broker acknowledges it.
+
+    Attributes:
+        message_id: stays the same however often the message is sent (consumers drop
+            duplicates by it).
+        kind: "trial" (never dropped) or "status" (the oldest are dropped when the outbox
+            is full).
+        topic: below ``<prefix>/<unit_id>/``, e.g. "trials".
+        payload: the message's JSON text.
+        retain: the broker keeps the last one for new subscribers.
+    """
+
+    message_id: str
+    kind: str
+    topic: str
+    payload: str
+    retain: bool = False
+
+
+@dataclass(frozen=True)
+class QueuedMessage(OutboxMessage):
+    id: int = 0  # the sending order
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class SaveEvent:
+    """What a store write just saved, for :meth:`Store.add_save_hook` hooks: ``"trial"``
+    (a trial reached a final status: scored, rejected, cancelled, error, interrupted) or
+    ``"label"`` (a clinician label, ``label_id``, was added to trial ``trial_id``)."""
+
+    kind: str
+    trial_id: int
+    label_id: int | None = None

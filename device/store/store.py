@@ -11,6 +11,12 @@
   database written by a newer version.
 * **Errors.** Every sqlite3 error becomes a :class:`StoreError` that says what failed;
   a full disk says so plainly.
+* **Outbox.** Messages for the fleet (device/fleet/) are written to the ``outbox`` table in
+  the same transaction as what they report: :meth:`Store.add_save_hook` registers a hook
+  that :meth:`Store.finish_trial`, :meth:`Store.reap_interrupted` and :meth:`Store.add_label`
+  call inside their transaction with a :class:`SaveEvent`; the messages it returns are
+  stored with the trial or label, or (the hook failing) neither is. The outbox is bounded
+  (``outbox_limit``): the oldest status messages go first, trial messages never.
 * **Privacy.** Patients are a pseudonymous ``code`` and an affected side, nothing else; the
   log never shows codes or labels.
 """
@@ -23,7 +29,8 @@ import logging
 import re
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,13 +41,17 @@ from device.store.blobs import FORMAT, decode_trial, encode_trial
 from device.store.migrations import MIGRATIONS, SCHEMA_VERSION
 from device.store.records import (
     OPEN_STATUSES,
+    OUTBOX_KINDS,
     SCORE_MODES,
     TRIAL_ROLES,
     TRIAL_STATUSES,
     AuditEntry,
     Label,
     NewScore,
+    OutboxMessage,
     Patient,
+    QueuedMessage,
+    SaveEvent,
     ScoreRecord,
     TrialRecord,
 )
@@ -60,6 +71,9 @@ STOPPED_REASON = {
     "message": "the appliance was stopped during this trial",
 }
 CORRUPT_MARKERS = ("file is not a database", "malformed", "corrupt")
+
+
+SaveHook = Callable[["Store", SaveEvent], Iterable[OutboxMessage]]
 
 
 class StoreCorruptError(StoreError):
@@ -101,6 +115,10 @@ class Store:
         self._clock = clock
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
+        self._save_hooks: list[SaveHook] = []
+        # most messages the outbox keeps: beyond, the oldest status messages are dropped
+        # (trial messages never); None: unbounded
+        self.outbox_limit: int | None = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(
@@ -281,8 +299,17 @@ class Store:
         with self._write("begin trial") as c:
             cur = c.execute(
                 "INSERT INTO trials (patient_id, side, status, origin, started_at, role, item, "
-                "recording_of) VALUES (?, ?, 'recording', ?, ?, ?, ?, ?)",
-                (patient_id, side, origin, _ts(started_at or self._clock()), role, item, recording_of),
+                "recording_of, uuid) VALUES (?, ?, 'recording', ?, ?, ?, ?, ?, ?)",
+                (
+                    patient_id,
+                    side,
+                    origin,
+                    _ts(started_at or self._clock()),
+                    role,
+                    item,
+                    recording_of,
+                    str(uuid.uuid4()),
+                ),
             )
             return int(cur.lastrowid or 0)
 
@@ -333,6 +360,8 @@ class Store:
                 )
             if score is not None:
                 self._insert_score(c, trial_id, score)
+            if status not in OPEN_STATUSES:
+                self._saved(c, SaveEvent("trial", trial_id))
 
     def add_score(self, trial_id: int, score: NewScore) -> int:
         """Another score for a stored trial (e.g. re-scored by a newer model)."""
@@ -387,6 +416,10 @@ class Store:
         now = _ts(self._clock())
         marks = ",".join("?" for _ in OPEN_STATUSES)
         with self._write("reap interrupted trials") as c:
+            reaped = [
+                r[0]
+                for r in c.execute(f"SELECT id FROM trials WHERE status IN ({marks})", OPEN_STATUSES)
+            ] if self._save_hooks else []
             cur = c.execute(
                 f"UPDATE trials SET status = 'interrupted', finished_at = COALESCE(finished_at, ?),"
                 f" reasons = ? WHERE status IN ({marks})",
@@ -399,6 +432,8 @@ class Store:
                     "'reap_interrupted', ?)",
                     (now, _json({"trials": n})),
                 )
+            for trial_id in reaped:
+                self._saved(c, SaveEvent("trial", trial_id))
         if n:
             log.warning("marked %d unfinished trial(s) as interrupted", n)
         return n
@@ -435,6 +470,7 @@ class Store:
             profile=_unjson(row["profile"]),
             item=row["item"],
             recording_of=row["recording_of"],
+            uuid=row["uuid"],
         )
 
     def _score_from(self, row: sqlite3.Row, score_id: int, trial_id: int, created: str) -> ScoreRecord:
@@ -546,6 +582,7 @@ class Store:
                 "INSERT INTO audit (at, actor, action, detail) VALUES (?, ?, 'label', ?)",
                 (now, clinician, _json({"trial_id": trial_id, "label_id": label_id})),
             )
+            self._saved(c, SaveEvent("label", trial_id, label_id))
             return label_id
 
     def labels_for(self, trial_id: int) -> list[Label]:
@@ -556,6 +593,93 @@ class Store:
             assert created is not None
             out.append(Label(r["id"], r["trial_id"], r["clinician"], r["score"], r["note"], created))
         return out
+
+    # -- outbox (device/fleet/) -----------------------------------------------------------
+    def add_save_hook(self, hook: SaveHook) -> None:
+        """Call ``hook(store, event)`` inside every transaction that finishes a trial or adds
+        a label; the :class:`OutboxMessage`\\ s it returns are queued in that transaction. The
+        hook may read through this store (same connection: it sees the uncommitted write).
+        A hook that raises rolls the whole write back (a :class:`StoreError`)."""
+        with self._lock:
+            self._save_hooks.append(hook)
+
+    def remove_save_hook(self, hook: SaveHook) -> None:
+        with self._lock:
+            if hook in self._save_hooks:
+                self._save_hooks.remove(hook)
+
+    def _saved(self, c: sqlite3.Connection, event: SaveEvent) -> None:
+        for hook in list(self._save_hooks):
+            try:
+                messages = list(hook(self, event))
+            except StoreError:
+                raise
+            except Exception as exc:
+                log.exception("save hook failed for %s", event)
+                raise StoreError(
+                    f"the fleet message for trial {event.trial_id} could not be made ({exc}), so "
+                    "nothing was saved"
+                ) from exc
+            self._insert_outbox(c, messages)
+
+    def _insert_outbox(self, c: sqlite3.Connection, messages: Sequence[OutboxMessage]) -> int:
+        """Queue ``messages``; then drop the oldest status messages beyond ``outbox_limit``.
+        Returns how many were dropped."""
+        now = _ts(self._clock())
+        for m in messages:
+            if m.kind not in OUTBOX_KINDS:
+                raise StoreError(f"unknown outbox kind {m.kind!r}; valid: {', '.join(OUTBOX_KINDS)}")
+            c.execute(
+                "INSERT INTO outbox (message_id, kind, topic, payload, retain, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (m.message_id, m.kind, m.topic, m.payload, int(m.retain), now),
+            )
+        if self.outbox_limit is None or not messages:
+            return 0
+        excess = int(c.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]) - self.outbox_limit
+        if excess <= 0:
+            return 0
+        cur = c.execute(
+            "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE kind = 'status' "
+            "ORDER BY id LIMIT ?)",
+            (excess,),
+        )
+        if cur.rowcount:
+            log.warning("outbox full: dropped the %d oldest status message(s)", cur.rowcount)
+        return int(cur.rowcount)
+
+    def enqueue(self, messages: Sequence[OutboxMessage]) -> int:
+        """Queue messages that report nothing else stored (status); returns how many old
+        status messages were dropped to stay within ``outbox_limit``."""
+        with self._write("queue messages") as c:
+            return self._insert_outbox(c, messages)
+
+    def outbox(self, *, after_id: int = 0, limit: int = 100) -> list[QueuedMessage]:
+        """Queued messages in sending order, from the first after ``after_id``."""
+        rows = self._read("SELECT * FROM outbox WHERE id > ? ORDER BY id LIMIT ?", (after_id, limit))
+        return [
+            QueuedMessage(
+                message_id=r["message_id"],
+                kind=r["kind"],
+                topic=r["topic"],
+                payload=r["payload"],
+                retain=bool(r["retain"]),
+                id=r["id"],
+                created_at=_dt(r["created_at"]),
+            )
+            for r in rows
+        ]
+
+    def outbox_done(self, ids: Iterable[int]) -> None:
+        """Remove messages the broker acknowledged."""
+        ids = list(ids)
+        if not ids:
+            return
+        with self._write("remove sent messages") as c:
+            c.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in ids])
+
+    def outbox_count(self) -> int:
+        return int(self._read("SELECT COUNT(*) FROM outbox")[0][0])
 
     # -- audit ---------------------------------------------------------------------------
     def get_setting(self, key: str) -> Any:

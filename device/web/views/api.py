@@ -102,6 +102,11 @@ def _status_doc() -> dict[str, Any]:
         "reference": bool(snap.get("reference", False)),
         "role": who,
     }
+    fleet = snap.get("fleet")
+    if fleet is not None:  # [fleet] configured: its state and queue; why, for a clinician
+        doc["fleet"] = {"state": fleet["state"], "queued": fleet["queued"]}
+        if who == "clinician":
+            doc["fleet"]["detail"] = fleet.get("detail")
     if who is None:
         return doc
     own = who == "clinician" or snap.get("patient") == (chosen_patient() or (None,))[0]
