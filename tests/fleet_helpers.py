@@ -278,9 +278,12 @@ class AckWithholdingProxy:
 
 def fleet_config(path: Path, broker_url: str, unit_id: str, *, username: str | None = None,
                  password_file: Path | None = None, prefix: str = "flexscore") -> Path:  # fmt: skip
-    """A daemon config: short trials (2 s) and a publisher that retries within 2 s."""
+    """A daemon config: a unit bound to a home patient (the button records for them), short
+    trials (2 s) and a publisher that retries within 2 s."""
     user = username or unit_id
     lines = [
+        "[unit]",
+        'patient = "HOME01"',
         "[trial]",
         "duration_s = 2.0",
         "[fleet]",
