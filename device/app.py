@@ -183,6 +183,7 @@ class FlexscoreApp:
             on_state=self._on_camera_state,
             stop_event=self.stop_event,
         )
+        self.core.camera_state_fn = lambda: str(self.watchdog.state) if self.watchdog else "stopped"
         self.watchdog.start()
         if self.serve_web:
             self._start_web()

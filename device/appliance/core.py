@@ -174,7 +174,8 @@ class Appliance:
         self.settings_info = settings_info
         self.models_in_use = models_in_use
         self.min_free_bytes = MIN_FREE_BYTES
-        self.camera_state = "starting"
+        self._camera_state = "starting"
+        self.camera_state_fn: Callable[[], str] | None = None  # the watchdog's, when there is one
         self.hand_in_view: str | None = None  # anatomical side of the hand in the last frame
         self.safe = False  # shutdown-safe idle after a long press
         self.store_notice: str | None = None  # e.g. a damaged database was moved aside
@@ -300,8 +301,17 @@ class Appliance:
         ref = " reference hand" if snap.get("reference") and self.recorder.busy else ""
         return f"{snap['state']}{ref}" + (f" {rem:.0f}s" if rem is not None else "")
 
+    @property
+    def camera_state(self) -> str:
+        """The camera's state now (starting, ok, lost, restarting, stopped)."""
+        return self.camera_state_fn() if self.camera_state_fn is not None else self._camera_state
+
+    @camera_state.setter
+    def camera_state(self, state: str) -> None:
+        self._camera_state = state
+
     def camera_changed(self, state: str, lost: bool) -> None:
-        """The camera's state; a lost camera rejects the trial being recorded."""
+        """The camera's state changed; a lost camera rejects the trial being recorded."""
         self.camera_state = state
         if lost and self.recorder.busy:
             self.recorder.fail("camera_lost", "the camera stopped delivering frames")
