@@ -24,6 +24,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "device.scoring.cli",
     "device.app_cli",
     "device.scoring.site_cli",
+    "device.tools.cli",  # bench, train: workstation tooling (the runtime never imports it)
 )
 
 EXIT_ERROR = 2

@@ -58,7 +58,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from device.scoring.training import (  # noqa: E402
+from device.tools.training import (  # noqa: E402
     export_tflite,
     fit,
     stratified_folds,
@@ -158,7 +158,7 @@ def metrics(y: np.ndarray, prob: np.ndarray) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- model
-# build_model / fit / stratified_folds / export_tflite live in device/scoring/training.py
+# build_model / fit / stratified_folds / export_tflite live in device/tools/training.py
 # (shared with flexscore train --from-store).
 
 

@@ -15,6 +15,7 @@ every locked file exists for the Pi is tests/test_lock.py's."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import stat
@@ -221,13 +222,39 @@ def test_the_installed_command_tracks_and_scores_the_bundled_clip(installed: Ins
     score = installed.flexscore("score", "--landmarks", "clip.json", "--mirrored", cwd=tmp_path)
     assert score.returncode == 0, score.stderr
     assert score.stdout.startswith("score 2 "), score.stdout
+
+
+def test_the_installed_wheel_benches_and_scores_a_video_apart_from_its_tooling(installed: Installed) -> None:
+    """Installed from the wheel pip built (not editable, no checkout on the path): the tooling
+    commands work, ``flexscore score VIDEO --json`` scores the clip the package ships, and
+    loading the daemon and the scoring commands loads nothing of ``device.tools``."""
+    tmp_path = installed.workdir("wheel")
+    probe = subprocess.run(
+        [str(installed.venv / "bin/python"), "-c",
+         "import sys, device.app, device.app_cli, device.scoring.cli, device.scoring.site_cli, "
+         "device.scoring.installed, device.vision.cli; from device.data import SAMPLE_VIDEO; "
+         "print([m for m in sys.modules if m.startswith('device.tools')]); "
+         "from device.tools.bench import REFERENCE_SCRIPT; print(SAMPLE_VIDEO); print(REFERENCE_SCRIPT)"],
+        capture_output=True, text=True, cwd=tmp_path, check=True, timeout=120,
+    )  # fmt: skip
+    loaded, video, script = probe.stdout.splitlines()
+    assert loaded == "[]"
+    assert Path(video).is_relative_to(installed.venv) and Path(script).is_relative_to(installed.venv)
+    assert Path(script).is_file()
+    score = installed.flexscore("score", video, "--json", cwd=tmp_path)
+    assert score.returncode == 0, score.stderr
+    result = json.loads(score.stdout)
+    assert (result["status"], result["score"]) == ("scored", 2), result
     bench = installed.flexscore("bench", "--help", cwd=tmp_path)
-    assert bench.returncode == 0 and "--reference-python" in bench.stdout
-    # the MediaPipe comparison needs scripts/ from a checkout: one clear line, exit 2
+    assert bench.returncode == 0 and "--reference-python" in bench.stdout, bench.stderr
+    train = installed.flexscore("train", "--help", cwd=tmp_path)
+    assert train.returncode == 0 and "--from-store" in train.stdout, train.stderr
+    # the MediaPipe runner is in the wheel; a python without mediapipe: one clear line, exit 2
     ref = installed.flexscore("bench", "--only", "reference", "--max-frames", "2",
                               "--reference-python", sys.executable, cwd=tmp_path)  # fmt: skip
     assert ref.returncode == 2
-    assert ref.stderr.strip().splitlines()[-1].startswith("flexscore: error: the MediaPipe comparison needs")
+    last = ref.stderr.strip().splitlines()[-1]
+    assert last.startswith("flexscore: error: the MediaPipe comparison needs mediapipe, which"), ref.stderr
     assert "Traceback" not in ref.stderr
 
 
