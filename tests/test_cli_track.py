@@ -270,3 +270,13 @@ def test_an_output_that_cannot_be_written_is_one_error_line(
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2
     assert len(err) == 1 and err[0].startswith("flexscore: error: cannot write"), err
+
+
+def test_bench_reference_python_that_cannot_run_is_a_clear_error(tmp_path: Path) -> None:
+    from device.errors import FlexscoreError
+    from device.tools.bench import ReferenceRunner
+
+    not_runnable = tmp_path / "python"
+    not_runnable.write_text("not a program")  # exists, but is no executable
+    with pytest.raises(FlexscoreError, match=f"cannot run --reference-python {not_runnable}"):
+        ReferenceRunner(str(not_runnable), [np.zeros((4, 4, 3), np.uint8)])

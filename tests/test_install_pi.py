@@ -250,8 +250,9 @@ def test_the_installed_wheel_benches_and_scores_a_video_apart_from_its_tooling(i
     train = installed.flexscore("train", "--help", cwd=tmp_path)
     assert train.returncode == 0 and "--from-store" in train.stdout, train.stderr
     # the MediaPipe runner is in the wheel; a python without mediapipe: one clear line, exit 2
+    no_mediapipe = str(installed.venv / "bin/python")
     ref = installed.flexscore("bench", "--only", "reference", "--max-frames", "2",
-                              "--reference-python", sys.executable, cwd=tmp_path)  # fmt: skip
+                              "--reference-python", no_mediapipe, cwd=tmp_path)  # fmt: skip
     assert ref.returncode == 2
     last = ref.stderr.strip().splitlines()[-1]
     assert last.startswith("flexscore: error: the MediaPipe comparison needs mediapipe, which"), ref.stderr

@@ -366,10 +366,13 @@ class ReferenceRunner:
         self.python = Path(reference_python)
         if not self.python.exists():
             raise FlexscoreError(f"--reference-python {self.python} does not exist (make {REFERENCE_HINT})")
-        probe = subprocess.run(
-            [str(self.python), "-c", "import mediapipe, numpy; print(mediapipe.__version__)"],
-            capture_output=True, text=True, timeout=300, check=False,
-        )  # fmt: skip
+        try:
+            probe = subprocess.run(
+                [str(self.python), "-c", "import mediapipe, numpy; print(mediapipe.__version__)"],
+                capture_output=True, text=True, timeout=300, check=False,
+            )  # fmt: skip
+        except OSError as exc:
+            raise FlexscoreError(f"cannot run --reference-python {self.python}: {exc.strerror}") from None
         if probe.returncode != 0:
             raise FlexscoreError(
                 f"the MediaPipe comparison needs mediapipe, which --reference-python {self.python} "
