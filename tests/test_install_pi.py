@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from test_layers import runtime_modules_reaching_tools
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = "scripts/install-pi.sh"
@@ -226,8 +227,9 @@ def test_the_installed_command_tracks_and_scores_the_bundled_clip(installed: Ins
 
 def test_the_installed_wheel_benches_and_scores_a_video_apart_from_its_tooling(installed: Installed) -> None:
     """Installed from the wheel pip built (not editable, no checkout on the path): the tooling
-    commands work, ``flexscore score VIDEO --json`` scores the clip the package ships, and
-    loading the daemon and the scoring commands loads nothing of ``device.tools``."""
+    commands work, ``flexscore score VIDEO --json`` scores the clip the package ships, no
+    installed runtime module imports ``device.tools`` and loading the daemon and the scoring
+    commands loads nothing of it."""
     tmp_path = installed.workdir("wheel")
     probe = subprocess.run(
         [str(installed.venv / "bin/python"), "-c",
@@ -241,6 +243,10 @@ def test_the_installed_wheel_benches_and_scores_a_video_apart_from_its_tooling(i
     assert loaded == "[]"
     assert Path(video).is_relative_to(installed.venv) and Path(script).is_relative_to(installed.venv)
     assert Path(script).is_file()
+    # the same rule read from the installed files (tests/test_layers.py reads the checkout's)
+    package = Path(script).parents[1]
+    assert (package / "app.py").is_file() and (package / "tools" / "cli.py").is_file()
+    assert runtime_modules_reaching_tools(package) == {}
     score = installed.flexscore("score", video, "--json", cwd=tmp_path)
     assert score.returncode == 0, score.stderr
     result = json.loads(score.stdout)
