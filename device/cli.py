@@ -23,8 +23,9 @@ COMMAND_MODULES: tuple[str, ...] = (
     "device.vision.cli",
     "device.scoring.cli",
     "device.app_cli",
-    "device.scoring.site_cli",
+    "device.site_cli",
     "device.fleet.cli",
+    "device.tools.cli",  # bench, train: workstation tooling (the runtime never imports it)
 )
 
 EXIT_ERROR = 2

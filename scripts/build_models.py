@@ -43,9 +43,19 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:  # the package's geometry and manifest code, from this checkout
+    sys.path.insert(0, str(REPO))
+
+from device.errors import FlexscoreError  # noqa: E402
+from device.tools.manifest import interpreter_signature, update_manifest  # noqa: E402
+from device.vision import landmarks as lmk  # noqa: E402
+from device.vision import palm  # noqa: E402
+from device.vision.geometry import Roi  # noqa: E402
+from device.vision.runtime import load_manifest, sha256_file  # noqa: E402
+
 logger = logging.getLogger("build_models")
 
-REPO = Path(__file__).resolve().parent.parent
 MODELS_DIR = REPO / "models"
 MANIFEST = MODELS_DIR / "manifest.json"
 CACHE_DIR = REPO / ".cache" / "wheels"
@@ -58,16 +68,11 @@ MEDIAPIPE_VERSION = "0.10.21"
 WHEEL_NAME = "mediapipe-0.10.21-cp311-cp311-manylinux_2_28_x86_64.whl"
 WHEEL_SHA256 = "05dc4a9e593655a79558d05d6227d31018c2537a4bd3362b51e230cf22aecfe3"
 LICENSE = "Apache-2.0"
-MANIFEST_VERSION = 1
 TFLITE_IDENTIFIER = b"TFL3"
 SIGNATURE_KEY = "serving_default"
 
-PALM_SIZE = 192
-LANDMARK_SIZE = 224
-# MediaPipe hand_landmark_landmarks_to_roi.pbtxt: the landmark subset used for the next ROI.
-ROI_SUBSET = (0, 1, 2, 3, 5, 6, 9, 10, 13, 14, 17, 18)
-ROI_SCALE = 2.0
-ROI_SHIFT_Y = -0.1
+PALM_SIZE = palm.INPUT_SIZE  # 192
+LANDMARK_SIZE = lmk.INPUT_SIZE  # 224
 
 # Allowed difference between the original (fp16 weights dequantized at load) and the fp32
 # rewrite. Every fp16 value is exact in fp32, so only kernel-order effects can differ.
@@ -113,14 +118,6 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def write_if_changed(path: Path, data: bytes) -> bool:
     """Write ``data`` to ``path`` unless the file already holds exactly these bytes."""
     if path.exists() and path.read_bytes() == data:
@@ -132,29 +129,6 @@ def write_if_changed(path: Path, data: bytes) -> bool:
     tmp.replace(path)
     logger.info("wrote      %s (%d bytes)", path.relative_to(REPO), len(data))
     return True
-
-
-def load_manifest() -> dict[str, Any]:
-    if not MANIFEST.exists():
-        return {"version": MANIFEST_VERSION, "models": {}}
-    try:
-        data = json.loads(MANIFEST.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise BuildError(f"{MANIFEST} is not valid JSON: {exc}") from exc
-    if not isinstance(data, dict) or not isinstance(data.get("models"), dict):
-        raise BuildError(f"{MANIFEST} has no 'models' object")
-    return data
-
-
-def save_manifest_entries(entries: dict[str, dict[str, Any]]) -> None:
-    """Read-modify-write: replace/add ``entries`` by name, keep every other entry and key."""
-    manifest = load_manifest()
-    manifest.setdefault("version", MANIFEST_VERSION)
-    models: dict[str, Any] = manifest["models"]
-    for name, entry in entries.items():
-        models[name] = entry
-    text = json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"
-    write_if_changed(MANIFEST, text.encode("utf-8"))
 
 
 # --------------------------------------------------------------------------------------------
@@ -411,20 +385,6 @@ def make_interpreter(model: bytes | Path, threads: int = 1) -> Any:
     return interp
 
 
-def tensor_signature(interp: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    def desc(d: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "name": d["name"],
-            "shape": [int(x) for x in d["shape"]],
-            "dtype": np.dtype(d["dtype"]).name,
-        }
-
-    return (
-        [desc(d) for d in interp.get_input_details()],
-        [desc(d) for d in interp.get_output_details()],
-    )
-
-
 def run(interp: Any, x: FloatArray) -> dict[str, FloatArray]:
     inp = interp.get_input_details()[0]
     if inp["dtype"] == np.float32:
@@ -445,12 +405,14 @@ def run(interp: Any, x: FloatArray) -> dict[str, FloatArray]:
     return out
 
 
-def letterbox(rgb: npt.NDArray[np.uint8], size: int = PALM_SIZE) -> FloatArray:
+def resize_letterbox(rgb: npt.NDArray[np.uint8], size: int = PALM_SIZE) -> FloatArray:
     """Aspect-preserving resize into a ``size``×``size`` zero-bordered, centred float image.
 
-    For calibration only: the device letterboxes with MediaPipe's exact warp
-    (``device.vision.palm.letterbox``); the activation ranges this feeds differ by
-    interpolation noise only, and keeping it keeps the committed int8 palm files reproducible.
+    The int8 palm models' calibration input, and deliberately not the device's letterbox
+    (:func:`device.vision.palm.letterbox`, MediaPipe's one bilinear warp with a fractional
+    border, which the tracker and :func:`test_frame_inputs` use): the two differ by
+    interpolation noise only, and this one keeps the committed int8 palm files reproducible
+    byte for byte.
     """
     import cv2
 
@@ -464,53 +426,33 @@ def letterbox(rgb: npt.NDArray[np.uint8], size: int = PALM_SIZE) -> FloatArray:
     return out
 
 
-def roi_from_landmarks(lm: npt.NDArray[np.float64]) -> tuple[float, float, float, float]:
-    """MediaPipe's landmarks → ROI (cx, cy, size, rotation) in pixels / radians."""
-    pts = lm[list(ROI_SUBSET), :2]
-    x0, y0 = lm[0, 0], lm[0, 1]
-    x1 = ((lm[5, 0] + lm[13, 0]) / 2 + lm[9, 0]) / 2
-    y1 = ((lm[5, 1] + lm[13, 1]) / 2 + lm[9, 1]) / 2
-    rot = math.pi / 2 - math.atan2(-(y1 - y0), x1 - x0)
-    rot = rot - 2 * math.pi * math.floor((rot + math.pi) / (2 * math.pi))
-    c_axis = (pts.min(axis=0) + pts.max(axis=0)) / 2
-    cos, sin = math.cos(-rot), math.sin(-rot)
-    d = pts - c_axis
-    proj = np.stack([d[:, 0] * cos - d[:, 1] * sin, d[:, 0] * sin + d[:, 1] * cos], axis=1)
-    pmin, pmax = proj.min(axis=0), proj.max(axis=0)
-    pc = (pmin + pmax) / 2
-    cos_r, sin_r = math.cos(rot), math.sin(rot)
-    cx = c_axis[0] + pc[0] * cos_r - pc[1] * sin_r
-    cy = c_axis[1] + pc[0] * sin_r + pc[1] * cos_r
-    w, h = pmax - pmin
-    cx += -h * ROI_SHIFT_Y * sin_r
-    cy += h * ROI_SHIFT_Y * cos_r
-    size = max(w, h) * ROI_SCALE
-    return float(cx), float(cy), float(size), float(rot)
+def crop_matrix(roi: Roi) -> FloatArray:
+    """The ROI's crop pixels → image pixels matrix (:meth:`Roi.input_to_image`) in float32,
+    as the calibration crops were warped with."""
+    return roi.input_to_image(LANDMARK_SIZE).astype(np.float32)
 
 
-def roi_matrix(roi: tuple[float, float, float, float], out: int = LANDMARK_SIZE) -> FloatArray:
-    """2×3 affine mapping crop pixels → image pixels for a rotated square ROI."""
-    cx, cy, size, rot = roi
-    s = size / out
-    c, n = math.cos(rot) * s, math.sin(rot) * s
-    tx = cx - (c * out / 2 - n * out / 2)
-    ty = cy - (n * out / 2 + c * out / 2)
-    return np.array([[c, -n, tx], [n, c, ty]], np.float32)
+def warp_roi(rgb: npt.NDArray[np.uint8], roi: Roi) -> FloatArray:
+    """The landmark models' calibration crop: one warp of the whole frame by
+    :func:`crop_matrix`, the frame's edge repeated past the border.
 
-
-def warp_roi(rgb: npt.NDArray[np.uint8], roi: tuple[float, float, float, float]) -> FloatArray:
+    The tracker's :func:`device.vision.landmarks.warp_roi` copies the ROI's box out of the
+    frame first (faster on a camera frame), which moves one grey level in most crops (961 of
+    1053 calibration and evaluation crops): the committed int8 landmark files were calibrated
+    on this warp, and keeping it keeps them reproducible byte for byte.
+    """
     import cv2
 
-    m = roi_matrix(roi)
     crop = cv2.warpAffine(
-        rgb, m, (LANDMARK_SIZE, LANDMARK_SIZE),
+        rgb, crop_matrix(roi), (LANDMARK_SIZE, LANDMARK_SIZE),
         flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE,
     )  # fmt: skip
     return crop.astype(np.float32) / 255.0
 
 
 def test_frame_inputs() -> tuple[FloatArray, FloatArray]:
-    """The committed test frame as palm input and as landmark crop."""
+    """The committed test frame as the device feeds it to the palm model (letterbox) and to the
+    landmark model (crop of the ROI from MediaPipe's landmarks)."""
     import cv2
 
     bgr = cv2.imread(str(TEST_FRAME))
@@ -519,7 +461,7 @@ def test_frame_inputs() -> tuple[FloatArray, FloatArray]:
     rgb = np.asarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), dtype=np.uint8)
     ref = json.loads(TEST_FRAME_JSON.read_text(encoding="utf-8"))
     lm = np.asarray(ref["landmarks_px"], np.float64)
-    return letterbox(rgb), warp_roi(rgb, roi_from_landmarks(lm))
+    return palm.letterbox(rgb)[0][0], lmk.warp_roi(rgb, lmk.roi_from_landmarks(lm))[0][0]
 
 
 # --------------------------------------------------------------------------------------------
@@ -536,7 +478,6 @@ def manifest_entry(
     recipe: str,
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    inputs, outputs = tensor_signature(make_interpreter(data))
     entry: dict[str, Any] = {
         "file": f"{name}.tflite",
         "kind": src.kind,
@@ -552,8 +493,7 @@ def manifest_entry(
         },
         "license": LICENSE,
         "recipe": recipe,
-        "inputs": inputs,
-        "outputs": outputs,
+        **interpreter_signature(make_interpreter(data)),
     }
     if extra:
         entry.update(extra)
@@ -577,10 +517,10 @@ def build_fp32(
         converted, n_dq = convert_fp16_to_fp32(original)
         converted = add_signature(converted)
         name = f"{src.base}_fp32"
-        o_in, o_out = tensor_signature(make_interpreter(original))
-        c_in, c_out = tensor_signature(make_interpreter(converted))
-        if (o_in, o_out) != (c_in, c_out):
-            raise BuildError(f"{name}: tensor signature changed: {o_out} -> {c_out}")
+        o_sig = interpreter_signature(make_interpreter(original))
+        c_sig = interpreter_signature(make_interpreter(converted))
+        if o_sig != c_sig:
+            raise BuildError(f"{name}: tensor signature changed: {o_sig} -> {c_sig}")
         if verify:
             x = palm_x if src.kind == "palm" else lm_x
             assert x is not None
@@ -654,7 +594,7 @@ class FrameSet:
     palm: list[npt.NDArray[np.uint8]]
     palm_has_hand: list[bool]
     landmark: list[npt.NDArray[np.uint8]]
-    landmark_roi: list[tuple[float, float, float, float]]
+    landmark_roi: list[Roi]
     landmark_ref: list[npt.NDArray[np.float64]]
     # per entry of ``landmark``: (video, frame index, exposure-augmented copy?)
     landmark_frame: list[tuple[str, int, bool]]
@@ -672,19 +612,16 @@ def _empty_frameset() -> FrameSet:
 NEGATIVE_EVERY = 3  # one off-hand ROI per this many frames
 
 
-def negative_roi(
-    width: int, height: int, hand_roi: tuple[float, float, float, float] | None
-) -> tuple[float, float, float, float] | None:
+def negative_roi(width: int, height: int, hand_roi: Roi | None) -> Roi | None:
     """A ROI of the frame without the hand: the hand ROI mirrored through the frame centre
     (same size and angle) when that lands clear of the hand, or the frame centre when the
     frame has no hand."""
     if hand_roi is None:
-        return width / 2.0, height / 2.0, 0.6 * min(width, height), 0.0
-    cx, cy, size, rot = hand_roi
-    mx, my = width - cx, height - cy
-    if math.hypot(mx - cx, my - cy) < size:
+        return Roi(width / 2.0, height / 2.0, 0.6 * min(width, height), 0.0)
+    mx, my = width - hand_roi.cx, height - hand_roi.cy
+    if math.hypot(mx - hand_roi.cx, my - hand_roi.cy) < hand_roi.size:
         return None
-    return mx, my, size, rot
+    return Roi(mx, my, hand_roi.size, hand_roi.rotation)
 
 
 def _read_reference(csv_path: Path) -> dict[int, npt.NDArray[np.float64]]:
@@ -727,7 +664,7 @@ def collect_frames(data_dir: Path) -> tuple[FrameSet, FrameSet]:
                 if index in ref:
                     # the tracker crops frame i with the ROI from frame i-1's landmarks
                     prev = ref.get(index - 1, ref[index])
-                    hand_roi = roi = roi_from_landmarks(prev)
+                    hand_roi = roi = lmk.roi_from_landmarks(prev)
                     crop = warp_roi_u8(rgb, roi)
                     target.landmark.append(crop)
                     target.landmark_frame.append((name, index, False))
@@ -757,10 +694,10 @@ _DARK_LUT = (255.0 * (np.arange(256) / 255.0) ** 2.0 + 0.5).astype(np.uint8)
 
 
 def letterbox_u8(rgb: npt.NDArray[np.uint8], size: int = PALM_SIZE) -> npt.NDArray[np.uint8]:
-    return np.round(letterbox(rgb, size) * 255.0).astype(np.uint8)
+    return np.round(resize_letterbox(rgb, size) * 255.0).astype(np.uint8)
 
 
-def warp_roi_u8(rgb: npt.NDArray[np.uint8], roi: tuple[float, float, float, float]) -> npt.NDArray[np.uint8]:
+def warp_roi_u8(rgb: npt.NDArray[np.uint8], roi: Roi) -> npt.NDArray[np.uint8]:
     return np.round(warp_roi(rgb, roi) * 255.0).astype(np.uint8)
 
 
@@ -1039,7 +976,7 @@ def eval_landmark(ref_model: bytes, model: bytes, frames: FrameSet) -> dict[str,
     a_it, b_it = make_interpreter(ref_model, 2), make_interpreter(model, 2)
     errs, frame_means, pres, hands, world_a, world_b = [], [], [], [], [], []
     for x, roi in zip(frames.landmark, frames.landmark_roi, strict=True):
-        m = roi_matrix(roi)
+        m = crop_matrix(roi)
         xi = as_input(x)
         a, b = run(a_it, xi), run(b_it, xi)
         world_a.append(a["Identity_3"].reshape(21, 3))
@@ -1110,8 +1047,6 @@ ANGLE_DEFINITION = (
 
 def _kinematics() -> Any:
     """``device.trial.kinematics`` (pure numpy), importable from the quantizer venv too."""
-    if str(REPO) not in sys.path:
-        sys.path.insert(0, str(REPO))
     from device.trial import kinematics
 
     return kinematics
@@ -1365,7 +1300,7 @@ def build_int8(
     report["timing"] = timing
     for name, data in files.items():
         write_if_changed(MODELS_DIR / f"{name}.tflite", data)
-    save_manifest_entries(entries)
+    update_manifest(MODELS_DIR, entries)
     if report_path is not None:
         report_path.parent.mkdir(parents=True, exist_ok=True)
         report_path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
@@ -1380,7 +1315,7 @@ def build_int8(
 def check(models_dir: Path = MODELS_DIR) -> list[str]:
     """Verify every manifest entry against its file; return a list of problems."""
     problems: list[str] = []
-    manifest = load_manifest()
+    manifest = load_manifest(models_dir)
     for name, entry in manifest["models"].items():
         path = models_dir / entry.get("file", "")
         if not path.is_file():
@@ -1393,14 +1328,13 @@ def check(models_dir: Path = MODELS_DIR) -> list[str]:
             problems.append(f"{name}: sha256 {sha256_bytes(data)} != manifest {entry.get('sha256')}")
             continue
         try:
-            inputs, outputs = tensor_signature(make_interpreter(data))
+            sig = interpreter_signature(make_interpreter(data))
         except (RuntimeError, ValueError) as exc:
             problems.append(f"{name}: interpreter cannot load it: {exc}")
             continue
-        if "inputs" in entry and inputs != entry["inputs"]:
-            problems.append(f"{name}: inputs {inputs} != manifest {entry['inputs']}")
-        if "outputs" in entry and outputs != entry["outputs"]:
-            problems.append(f"{name}: outputs {outputs} != manifest {entry['outputs']}")
+        for key in ("inputs", "outputs"):
+            if key in entry and sig[key] != entry[key]:
+                problems.append(f"{name}: {key} {sig[key]} != manifest {entry[key]}")
         logger.info("ok         %s", name)
     return problems
 
@@ -1444,10 +1378,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             files, entries = build_fp32(originals)
             for name, data in files.items():
                 write_if_changed(MODELS_DIR / f"{name}.tflite", data)
-            save_manifest_entries(entries)
+            update_manifest(MODELS_DIR, entries)
         if args.stage in ("int8", "all"):
             build_int8(originals, args.data_dir, args.report, args.calib_threads)
-    except BuildError as exc:
+    except (BuildError, FlexscoreError) as exc:
         logger.error("%s", exc)
         return 2
     return 0

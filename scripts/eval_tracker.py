@@ -4,13 +4,13 @@
 For every video in ``<data>/videos`` with a ``<video>.mp_reference.csv`` (MediaPipe 0.10.21
 legacy Hands, complexity 1, video mode), our tracker runs on the upright video and on
 left–right flipped and 90°-rotated versions of it; each run is compared with the reference
-landmarks mapped into the same orientation (``device.vision.evaluate``). ``asl_hand`` is also
+landmarks mapped into the same orientation (``device.tools.evaluate``). ``asl_hand`` is also
 compared with TFJS's independent ``asl_hand.full.json``. The photos in ``<data>/images`` are
 compared with ``images.mp_reference.json`` (a hand where the reference finds one, none on the
 negative photo).
 
 Optional: ``--reference-python .venv-ref/bin/python`` also runs MediaPipe itself
-(``scripts/reference_hands.py``) on exactly the frames our tracker saw in each orientation,
+(``device/tools/reference_hands.py``) on exactly the frames our tracker saw in each orientation,
 so a detection drop on a rotated video can be told apart from MediaPipe's own.
 
 This is an optional evaluation script: it needs the shared data (``../shared/data`` next to
@@ -38,8 +38,9 @@ sys.path.insert(0, str(REPO))
 
 from device.config import Config, load_config, replace  # noqa: E402
 from device.errors import FlexscoreError  # noqa: E402
+from device.tools import evaluate as ev  # noqa: E402
+from device.tools.bench import REFERENCE_SCRIPT  # noqa: E402
 from device.video import probe_video, read_frames, read_image  # noqa: E402
-from device.vision import evaluate as ev  # noqa: E402
 from device.vision.tracker import build_tracker  # noqa: E402
 
 DEFAULT_DATA = REPO.parent / "shared" / "data"
@@ -116,7 +117,7 @@ def run_tracker(cfg: Config, video: Path, variant: str, save_npy: Path | None) -
 
 
 def run_reference(python: str, frames_npy: Path, out: Path, complexity: int) -> tuple[np.ndarray, np.ndarray]:
-    cmd = [python, str(REPO / "scripts" / "reference_hands.py"), "--frames", str(frames_npy),
+    cmd = [python, str(REFERENCE_SCRIPT), "--frames", str(frames_npy),
            "--complexity", str(complexity), "--out", str(out)]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:

@@ -4,7 +4,7 @@
 # mediapipe==0.10.21 is the accuracy and speed anchor for our tracker. It pins numpy<2
 # and pulls ~1 GB of dependencies (jax, matplotlib, opencv-contrib, ...), so it never
 # goes on the device and lives in its own venv (gitignored by the .venv* rule).
-# scripts/reference_hands.py runs inside it; `flexscore bench --reference-python PATH`
+# device/tools/reference_hands.py runs inside it; `flexscore bench --reference-python PATH`
 # and scripts/eval_tracker.py call it through that venv's python.
 #
 # Usage: scripts/make_reference_venv.sh [VENV_DIR]     (default: <repo>/.venv-ref)

@@ -33,8 +33,8 @@ from device.config import Config  # noqa: E402
 from device.scoring.agreement import store_report  # noqa: E402
 from device.scoring.candidate import device_variant  # noqa: E402
 from device.scoring.installed import install_candidate  # noqa: E402
-from device.scoring.training import train_from_store  # noqa: E402
 from device.store import Store  # noqa: E402
+from device.tools.training import train_from_store  # noqa: E402
 
 SITES = {
     "honest": lambda truth, i: truth,

@@ -43,17 +43,12 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import contextlib
-import fcntl
 import hashlib
-import itertools
 import json
 import logging
 import os
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +62,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from device.items import DEFAULT_ITEM, AssessmentItem, get_item  # noqa: E402
-from device.scoring.training import (  # noqa: E402
+from device.scoring.metrics import summarize  # noqa: E402
+from device.tools.manifest import scorer_entry, tflite_signature, update_manifest  # noqa: E402
+from device.tools.training import (  # noqa: E402
     export_tflite,
     fit,
     stratified_folds,
@@ -174,54 +171,14 @@ def hand_dataset(
 # --------------------------------------------------------------------------- metrics
 
 
-def confusion(y: np.ndarray, p: np.ndarray, k: int = 3) -> np.ndarray:
-    cm = np.zeros((k, k), dtype=int)
-    for a, b in zip(y, p, strict=True):
-        cm[int(a), int(b)] += 1
-    return cm
-
-
-def qwk(y: np.ndarray, p: np.ndarray, k: int = 3) -> float:
-    """Quadratic weighted Cohen's kappa."""
-    cm = confusion(y, p, k).astype(float)
-    n = cm.sum()
-    if n == 0:
-        return float("nan")
-    w = np.array([[(i - j) ** 2 / (k - 1) ** 2 for j in range(k)] for i in range(k)])
-    expected = np.outer(cm.sum(1), cm.sum(0)) / n
-    den = (w * expected).sum()
-    return float(1.0 - (w * cm).sum() / den) if den > 0 else 1.0
-
-
-def ece(y: np.ndarray, prob: np.ndarray, bins: int = 10) -> float:
-    """Expected calibration error of the top-class probability."""
-    conf = prob.max(axis=1)
-    pred = prob.argmax(axis=1)
-    edges = np.linspace(0, 1, bins + 1)
-    total = 0.0
-    for lo, hi in itertools.pairwise(edges):
-        m = (conf > lo) & (conf <= hi)
-        if m.any():
-            total += m.mean() * abs((pred[m] == y[m]).mean() - conf[m].mean())
-    return float(total)
-
-
 def metrics(y: np.ndarray, prob: np.ndarray) -> dict[str, Any]:
-    pred = prob.argmax(axis=1)
-    cm = confusion(y, pred)
-    recall = [float(cm[i, i] / cm[i].sum()) if cm[i].sum() else None for i in range(3)]
-    return {
-        "n": len(y),
-        "accuracy": round(float((pred == y).mean()), 4),
-        "qwk": round(qwk(y, pred), 4),
-        "ece": round(ece(y, prob), 4),
-        "recall": [round(r, 4) if r is not None else None for r in recall],
-        "confusion": cm.tolist(),
-    }
+    """n, accuracy, QWK, recall, confusion and ECE of the arg-max scores
+    (:func:`device.scoring.metrics.summarize`)."""
+    return summarize(y, prob.argmax(axis=1), prob)
 
 
 # --------------------------------------------------------------------------- model
-# build_model / fit / stratified_folds / export_tflite live in device/scoring/training.py
+# build_model / fit / stratified_folds / export_tflite live in device/tools/training.py
 # (shared with flexscore train --from-store).
 
 
@@ -261,7 +218,7 @@ def with_temperature(model: Any, temperature: float) -> Any:
 # --------------------------------------------------------------------------- export
 
 
-def run_tflite(path: Path, x: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
+def run_tflite(path: Path, x: np.ndarray) -> np.ndarray:
     """Probabilities [N, 3] from a TFLite file on standardised features (device runtime)."""
     from ai_edge_litert.interpreter import Interpreter
 
@@ -285,49 +242,7 @@ def run_tflite(path: Path, x: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
             o = (o.astype(np.float32) - z) * s
         p = np.clip(o.astype(np.float64), 0, None)
         probs[i] = p / p.sum() if p.sum() > 0 else 1 / 3
-    sig = {
-        "inputs": [
-            {
-                "name": inp["name"],
-                "shape": [int(v) for v in inp["shape"]],
-                "dtype": np.dtype(inp["dtype"]).name,
-            }
-        ],
-        "outputs": [
-            {
-                "name": out["name"],
-                "shape": [int(v) for v in out["shape"]],
-                "dtype": np.dtype(out["dtype"]).name,
-            }
-        ],
-    }
-    return probs, sig
-
-
-@contextlib.contextmanager
-def locked(path: Path) -> Iterator[None]:
-    # The lock lives outside models/ so nothing stray lands next to the committed files.
-    lock = Path(tempfile.gettempdir()) / f"flexscore-{hashlib.sha1(str(path).encode()).hexdigest()[:8]}.lock"
-    with lock.open("w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
-def update_manifest(models_dir: Path, entries: dict[str, dict[str, Any]]) -> None:
-    """Read-modify-write of models/manifest.json: only our entries change."""
-    path = models_dir / "manifest.json"
-    with locked(path):
-        data: dict[str, Any] = {"version": 1, "models": {}}
-        if path.is_file():
-            data = json.loads(path.read_text(encoding="utf-8"))
-            data.setdefault("models", {})
-        data["models"].update(entries)
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
+    return probs
 
 
 # --------------------------------------------------------------------------- main
@@ -400,13 +315,12 @@ def train_variant(
 
     results: dict[str, Any] = {}
     agree_all: list[np.ndarray] = []
-    sig: dict[str, Any] = {}
     sources = ds["source"][held]
     for src in sorted(set(sources.tolist())):
         m_src = sources == src
         xs, ys = norm(x_all[held][m_src]), y_all[held][m_src]
-        p_float, _ = run_tflite(fdir / float_file, xs)
-        p_int8, sig = run_tflite(int8_path, xs)
+        p_float = run_tflite(fdir / float_file, xs)
+        p_int8 = run_tflite(int8_path, xs)
         agree = p_float.argmax(1) == p_int8.argmax(1)
         agree_all.append(agree)
         results[src] = {
@@ -429,8 +343,8 @@ def train_variant(
     if real:
         m_real = np.isin(sources, real)
         xs, ys = norm(x_all[held][m_real]), y_all[held][m_real]
-        p_int8, _ = run_tflite(int8_path, xs)
-        p_float, _ = run_tflite(fdir / float_file, xs)
+        p_int8 = run_tflite(int8_path, xs)
+        p_float = run_tflite(fdir / float_file, xs)
         results["real_derived_all"] = {
             "float": metrics(ys, p_float),
             "int8": metrics(ys, p_int8),
@@ -452,16 +366,11 @@ def train_variant(
         "temperature": round(temperature, 4),
     }
     if not args.no_write:
-        digest = hashlib.sha256(int8_bytes).hexdigest()
-        entry = {
-            "file": int8_file,
-            "kind": "scorer",
-            "variant": variant,
-            "precision": "int8",
-            "sha256": digest,
-            "bytes": len(int8_bytes),
-            "license": "Apache-2.0",
-            "recipe": (
+        entry = scorer_entry(
+            file=int8_file,
+            variant=variant,
+            data=int8_bytes,
+            recipe=(
                 f"scripts/train_scorer.py: tf_keras LSTM({cfg['units']}) → Dense(16) → "
                 f"softmax(3 logits / T={temperature:.3f}, temperature fitted on the CV folds' "
                 f"out-of-fold predictions) on {x_tr.shape[2]} standardised features × "
@@ -478,16 +387,13 @@ def train_variant(
                     "(train_scorer.hand_dataset; see docs/VALIDATION.md)"
                 )
             ),
-            **({"item": item.key} if item.key != DEFAULT_ITEM else {}),
-            **sig,
-            "features": list(feature_names(variant)),  # type: ignore[arg-type]
-            "steps": N_STEPS,
-            "classes": [0, 1, 2],
-            "normalization": {
-                "mean": [round(float(v), 6) for v in mean],
-                "std": [round(float(v), 6) for v in std],
-            },
-            "metrics": {
+            item=item.key if item.key != DEFAULT_ITEM else None,
+            signature=tflite_signature(int8_path),
+            features=feature_names(variant),  # type: ignore[arg-type]
+            steps=N_STEPS,
+            mean=mean,
+            std=std,
+            metrics={
                 "cv_accuracy_mean": summary["cv"]["accuracy_mean"],
                 "cv_accuracy_sd": summary["cv"]["accuracy_sd"],
                 "heldout": {
@@ -501,15 +407,15 @@ def train_variant(
                     for k, v in results.items()
                 },
             },
-            "training": {
+            training={
                 "seed": args.seed,
                 "small": args.small,
                 "temperature": round(temperature, 4),
                 **cfg,
             },
-        }
+        )
         update_manifest(Path(args.models_dir), {name: entry})
-        log.info("[%s] manifest entry %s updated (sha256 %s…)", variant, name, digest[:12])
+        log.info("[%s] manifest entry %s updated (sha256 %s…)", variant, name, entry["sha256"][:12])
     return summary
 
 

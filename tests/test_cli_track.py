@@ -195,8 +195,8 @@ def test_wrong_model_file_is_detected(tmp_path: Path, models_dir: Path) -> None:
 
 def test_bench_tracker_section_reports_every_variant(sample_video: Path) -> None:
     """The tracker benchmark's report shape (nothing timed is asserted)."""
-    from device.bench import format_report, run_bench
     from device.config import Config
+    from device.tools.bench import format_report, run_bench
 
     report = run_bench(Config(), video=str(sample_video), max_frames=12, rounds=1, sections={"tracker"})
     rows = {(r["complexity"], r["precision"]): r for r in report["tracker"]}
@@ -218,13 +218,47 @@ def test_bench_tracker_section_reports_every_variant(sample_video: Path) -> None
 
 
 def test_bench_reference_python_missing_is_a_clear_error(tmp_path: Path, sample_video: Path) -> None:
-    from device.bench import run_bench
     from device.config import Config
     from device.errors import FlexscoreError
+    from device.tools.bench import run_bench
 
     with pytest.raises(FlexscoreError, match="make_reference_venv"):
         run_bench(Config(), video=str(sample_video), max_frames=4, rounds=1, sections={"reference"},
                   reference_python=str(tmp_path / "no-python"))  # fmt: skip
+
+
+def test_bench_reference_needs_a_python_with_mediapipe(
+    sample_video: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The MediaPipe runner ships in the package (an installed wheel has it too); a
+    --reference-python without mediapipe is one error line that says what to give instead."""
+    import device
+    from device.tools.bench import REFERENCE_SCRIPT
+
+    package = Path(device.__file__).resolve().parent
+    assert package / "tools" / "reference_hands.py" == REFERENCE_SCRIPT
+    assert REFERENCE_SCRIPT.is_file()
+    rc = main(["bench", "--only", "reference", "--max-frames", "2", "--video", str(sample_video),
+               "--reference-python", sys.executable])  # fmt: skip
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2
+    assert len(err) == 1, err
+    assert err[0].startswith("flexscore: error: the MediaPipe comparison needs mediapipe, which "
+                             f"--reference-python {sys.executable} cannot import"), err  # fmt: skip
+    assert "mediapipe==0.10.21" in err[0]
+
+
+@pytest.mark.slow
+def test_bench_daemon_section_runs_the_loop_in_a_child(sample_video: Path) -> None:
+    """``flexscore bench``'s daemon section (device.tools.loop_bench): the per-frame path in a
+    fresh process, one trial recorded and scored; nothing about its speed is asserted."""
+    from device.config import Config
+    from device.tools.loop_bench import bench_tracking_loop
+
+    r = bench_tracking_loop(Config(), str(sample_video), seconds=2.0)
+    assert r["resolution"] == "640x480" and r["camera_fps"] == 30.0
+    assert r["achieved_fps"] > 0 and r["max_fps_unpaced"] > 0 and r["peak_rss_mb"] > 0
+    assert r["trial_state_at_end"]
 
 
 def test_an_output_that_cannot_be_written_is_one_error_line(
@@ -236,3 +270,13 @@ def test_an_output_that_cannot_be_written_is_one_error_line(
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2
     assert len(err) == 1 and err[0].startswith("flexscore: error: cannot write"), err
+
+
+def test_bench_reference_python_that_cannot_run_is_a_clear_error(tmp_path: Path) -> None:
+    from device.errors import FlexscoreError
+    from device.tools.bench import ReferenceRunner
+
+    not_runnable = tmp_path / "python"
+    not_runnable.write_text("not a program")  # exists, but is no executable
+    with pytest.raises(FlexscoreError, match=f"cannot run --reference-python {not_runnable}"):
+        ReferenceRunner(str(not_runnable), [np.zeros((4, 4, 3), np.uint8)])

@@ -140,12 +140,12 @@ def test_peak_rss_is_the_childs_own_not_its_parents() -> None:
     child's ``ru_maxrss`` inherits the parent's peak across fork + exec, VmHWM does not."""
     ballast = np.ones(200 * 1024 * 1024 // 8)  # 200 MB touched in this (parent) process
     code = (
-        "import resource; from device.app import peak_rss_kb; "
+        "import resource; from device.tools.loop_bench import peak_rss_kb; "
         "print(peak_rss_kb(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     own_kb, inherited_kb = (int(v) for v in out.stdout.split())
     assert ballast.sum() > 0
-    assert own_kb < 150 * 1024  # numpy + device.app imported: well under the parent's ballast
+    assert own_kb < 150 * 1024  # numpy + device.tools.loop_bench imported: well under the parent's ballast
     if sys.platform == "linux":
         assert inherited_kb > own_kb  # what the benchmark used to report

@@ -1,4 +1,4 @@
-"""Unit tests of device.vision.evaluate with known values (no models, no video)."""
+"""Unit tests of device.tools.evaluate with known values (no models, no video)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from device.errors import InputError
-from device.vision import evaluate as ev
+from device.tools import evaluate as ev
 from device.vision.types import HandObservation
 
 

@@ -15,6 +15,7 @@ every locked file exists for the Pi is tests/test_lock.py's."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import stat
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from test_layers import runtime_modules_reaching_tools
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = "scripts/install-pi.sh"
@@ -221,13 +223,45 @@ def test_the_installed_command_tracks_and_scores_the_bundled_clip(installed: Ins
     score = installed.flexscore("score", "--landmarks", "clip.json", "--mirrored", cwd=tmp_path)
     assert score.returncode == 0, score.stderr
     assert score.stdout.startswith("score 2 "), score.stdout
+
+
+def test_the_installed_wheel_benches_and_scores_a_video_apart_from_its_tooling(installed: Installed) -> None:
+    """Installed from the wheel pip built (not editable, no checkout on the path): the tooling
+    commands work, ``flexscore score VIDEO --json`` scores the clip the package ships, no
+    installed runtime module imports ``device.tools`` and loading the daemon and the scoring
+    commands loads nothing of it."""
+    tmp_path = installed.workdir("wheel")
+    probe = subprocess.run(
+        [str(installed.venv / "bin/python"), "-c",
+         "import sys, device.app, device.app_cli, device.scoring.cli, device.site_cli, "
+         "device.scoring.installed, device.vision.cli; from device.data import SAMPLE_VIDEO; "
+         "print([m for m in sys.modules if m.startswith('device.tools')]); "
+         "from device.tools.bench import REFERENCE_SCRIPT; print(SAMPLE_VIDEO); print(REFERENCE_SCRIPT)"],
+        capture_output=True, text=True, cwd=tmp_path, check=True, timeout=120,
+    )  # fmt: skip
+    loaded, video, script = probe.stdout.splitlines()
+    assert loaded == "[]"
+    assert Path(video).is_relative_to(installed.venv) and Path(script).is_relative_to(installed.venv)
+    assert Path(script).is_file()
+    # the same rule read from the installed files (tests/test_layers.py reads the checkout's)
+    package = Path(script).parents[1]
+    assert (package / "app.py").is_file() and (package / "tools" / "cli.py").is_file()
+    assert runtime_modules_reaching_tools(package) == {}
+    score = installed.flexscore("score", video, "--json", cwd=tmp_path)
+    assert score.returncode == 0, score.stderr
+    result = json.loads(score.stdout)
+    assert (result["status"], result["score"]) == ("scored", 2), result
     bench = installed.flexscore("bench", "--help", cwd=tmp_path)
-    assert bench.returncode == 0 and "--reference-python" in bench.stdout
-    # the MediaPipe comparison needs scripts/ from a checkout: one clear line, exit 2
+    assert bench.returncode == 0 and "--reference-python" in bench.stdout, bench.stderr
+    train = installed.flexscore("train", "--help", cwd=tmp_path)
+    assert train.returncode == 0 and "--from-store" in train.stdout, train.stderr
+    # the MediaPipe runner is in the wheel; a python without mediapipe: one clear line, exit 2
+    no_mediapipe = str(installed.venv / "bin/python")
     ref = installed.flexscore("bench", "--only", "reference", "--max-frames", "2",
-                              "--reference-python", sys.executable, cwd=tmp_path)  # fmt: skip
+                              "--reference-python", no_mediapipe, cwd=tmp_path)  # fmt: skip
     assert ref.returncode == 2
-    assert ref.stderr.strip().splitlines()[-1].startswith("flexscore: error: the MediaPipe comparison needs")
+    last = ref.stderr.strip().splitlines()[-1]
+    assert last.startswith("flexscore: error: the MediaPipe comparison needs mediapipe, which"), ref.stderr
     assert "Traceback" not in ref.stderr
 
 

@@ -224,7 +224,7 @@ def test_cli_errors_are_clear(tmp_path: Path, capsys: pytest.CaptureFixture[str]
 
 
 def test_bench_scoring_is_fast() -> None:
-    from device.scoring.bench import bench_scoring
+    from device.tools.scoring_bench import bench_scoring
 
     out = bench_scoring(repeats=5)
     assert out["model"] == "scorer_hand_int8"  # the appliance's default: the hand frame

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from device.errors import InputError
+from device.tools import evaluate as ev
 from device.video import read_image
-from device.vision import evaluate as ev
 from device.vision.tracker import HandTracker
 
 

@@ -17,8 +17,8 @@ from trial_helpers import train_python
 from device.cli import main
 from device.scoring.candidate import load_candidate
 from device.scoring.installed import install_candidate
-from device.scoring.training import grouped_stratified_split
 from device.store import Store
+from device.tools.training import grouped_stratified_split
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 from pathlib import Path
@@ -25,12 +26,17 @@ def test_small_training_runs_end_to_end(tmp_path: Path) -> None:
         timeout=600,
     )
     scorer = tmp_path / "scorer"
+    models = tmp_path / "models"  # a copy of the shipped manifest: the run updates two entries
+    models.mkdir()
+    shipped = json.loads((ROOT / "models" / "manifest.json").read_text())
+    (models / "manifest.json").write_text(json.dumps(shipped, indent=2, ensure_ascii=False) + "\n")
     subprocess.run(
         [
             py,
             str(ROOT / "scripts" / "train_scorer.py"),
             "--small",
-            "--no-write",
+            "--models-dir",
+            str(models),
             "--data",
             str(trials / "dataset.npz"),
             "--float-dir",
@@ -41,7 +47,20 @@ def test_small_training_runs_end_to_end(tmp_path: Path) -> None:
         timeout=900,
     )
     report = json.loads((scorer / "report.json").read_text())
-    for variant, name in (("3d", "scorer_int8.tflite"), ("2d", "scorer_2d_int8.tflite")):
-        assert (scorer / name).stat().st_size < 1_000_000
+    manifest = json.loads((models / "manifest.json").read_text())["models"]
+    for variant, name in (("3d", "scorer_int8"), ("2d", "scorer_2d_int8")):
+        data = (models / f"{name}.tflite").read_bytes()
+        assert len(data) < 1_000_000
         assert report[variant]["int8_float_agreement"] is not None
         assert "synthetic" in report[variant]["heldout"]
+        entry = manifest[name]
+        assert entry["sha256"] == hashlib.sha256(data).hexdigest() and entry["bytes"] == len(data)
+        assert entry["variant"] == variant and entry["steps"] == 200 and entry["classes"] == [0, 1, 2]
+        assert entry["metrics"]["heldout"]["synthetic"]["qwk"] == report[variant]["heldout"]["synthetic"][
+            "int8"]["qwk"]  # fmt: skip
+        assert entry["inputs"][0]["dtype"] == "int8" and entry["outputs"][0]["shape"] == [1, 3]
+    # every other entry is kept as it was, in its place
+    assert list(manifest) == list(shipped["models"])
+    assert {k: v for k, v in manifest.items() if k not in ("scorer_int8", "scorer_2d_int8")} == {
+        k: v for k, v in shipped["models"].items() if k not in ("scorer_int8", "scorer_2d_int8")
+    }

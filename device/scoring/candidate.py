@@ -1,7 +1,7 @@
 """Candidate scorers: their held-out comparison with the current model and the install gate.
 
 A *candidate* is a directory written by ``flexscore train --from-store`` (see
-:mod:`device.scoring.training`)::
+:mod:`device.tools.training`)::
 
     CANDIDATE/manifest.json       {"version": 1, "models": {"scorer_int8": {... "sha256", "version" ...}}}
     CANDIDATE/scorer_int8.tflite  the full-int8 model (or scorer_2d_int8.tflite)

@@ -1,4 +1,4 @@
-"""``flexscore track`` and ``flexscore bench``."""
+"""``flexscore track`` (``flexscore bench`` is tooling: :mod:`device.tools.cli`)."""
 
 from __future__ import annotations
 
@@ -60,42 +60,6 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg,
     add_model_args(p)
     p.set_defaults(func=cmd_track)
 
-    b = sub.add_parser(
-        "bench",
-        help="measure speed (and int8 accuracy) of the tracker and models",
-        description="Benchmark on the same decoded frames in one run; prints ratios against "
-        "the references measured in the same run.",
-    )
-    b.add_argument("--video", default=str(SAMPLE_VIDEO), help="video whose frames are used")
-    b.add_argument("--max-frames", type=int, default=300, help="frames to use (default 300)")
-    b.add_argument("--rounds", type=int, default=3, help="interleaved rounds per measurement")
-    b.add_argument(
-        "--reference-python",
-        metavar="PATH",
-        help="python of a venv with mediapipe==0.10.21 (scripts/make_reference_venv.sh)",
-    )
-    b.add_argument(
-        "--only",
-        default="",
-        help="comma list of sections: models,tracker,accuracy,reference,scoring,daemon",
-    )
-    b.add_argument("--json", dest="json_out", nargs="?", const="-", metavar="OUT",
-                   help="write the full report as JSON (to stdout without OUT)")  # fmt: skip
-    b.add_argument("--threads", type=_thread_list, default=[2], metavar="N[,N]",
-                   help="interpreter threads for the tracker, e.g. 2 or 1,2 (default 2)")  # fmt: skip
-    b.add_argument("--config", metavar="FILE", help="TOML config")
-    b.set_defaults(func=cmd_bench)
-
-
-def _thread_list(text: str) -> list[int]:
-    try:
-        values = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a comma list of thread counts: {text!r}") from None
-    if not values or any(not 1 <= v <= 16 for v in values):
-        raise argparse.ArgumentTypeError(f"thread counts must be 1..16, got {text!r}")
-    return values
-
 
 def cmd_track(args: argparse.Namespace) -> int:
     from device.vision.track import track_video, write_json_atomic
@@ -125,31 +89,4 @@ def cmd_track(args: argparse.Namespace) -> int:
         + (f"; overlay → {args.overlay}" if args.overlay else ""),
         file=sys.stderr,
     )
-    return 0
-
-
-def cmd_bench(args: argparse.Namespace) -> int:
-    from device.bench import format_report, run_bench
-
-    cfg = load_config(args.config)
-    sections = {s.strip() for s in args.only.split(",") if s.strip()} or None
-    report = run_bench(
-        cfg,
-        video=args.video,
-        max_frames=args.max_frames,
-        rounds=args.rounds,
-        threads=args.threads,
-        reference_python=args.reference_python,
-        sections=sections,
-        progress=sys.stderr.isatty(),
-    )
-    if args.json_out == "-":
-        json.dump(report, sys.stdout, indent=1)
-        sys.stdout.write("\n")
-    else:
-        print(format_report(report))
-        if args.json_out:
-            from device.vision.track import write_json_atomic
-
-            write_json_atomic(args.json_out, report)
     return 0

@@ -211,23 +211,6 @@ def export_tflite(model: Any, n_features: int, calib: np.ndarray) -> tuple[bytes
     return float_bytes, int8_bytes
 
 
-def tflite_signature(path: Path) -> dict[str, Any]:
-    """``{"inputs": [...], "outputs": [...]}`` (name, shape, dtype) as the manifest keeps them."""
-    from device.vision.runtime import interpreter_class
-
-    cls, _ = interpreter_class()
-    interp = cls(model_path=str(path))
-    interp.allocate_tensors()
-
-    def desc(d: dict[str, Any]) -> dict[str, Any]:
-        return {"name": d["name"], "shape": [int(v) for v in d["shape"]], "dtype": np.dtype(d["dtype"]).name}
-
-    return {
-        "inputs": [desc(d) for d in interp.get_input_details()],
-        "outputs": [desc(d) for d in interp.get_output_details()],
-    }
-
-
 def keras_from_tflite(path: Path, n_features: int, dropout: float = 0.2, lr: float = 1e-3) -> Any:
     """A Keras model with the dequantised weights of an int8 scorer written by
     :func:`export_tflite` (fused UNIDIRECTIONAL_SEQUENCE_LSTM, then two FULLY_CONNECTED).
@@ -391,6 +374,7 @@ def train_from_store(
     )
     from device.scoring.rnn import RNNScorer, model_version
     from device.store import Store
+    from device.tools.manifest import scorer_entry, tflite_signature, update_manifest
     from device.vision.runtime import load_manifest
 
     require_tf()
@@ -456,32 +440,23 @@ def train_from_store(
     now = datetime.now(UTC)
     version = f"site-{now.strftime('%Y%m%dT%H%M%S')}-{digest[:8]}"
     start = f"fine-tuned from {model_version(name, cur_entry)}" if init == "current" else "trained fresh"
-    entry = {
-        "file": file,
-        "kind": "scorer",
-        "variant": variant,
-        "precision": "int8",
-        "version": version,
-        "sha256": digest,
-        "bytes": len(int8_bytes),
-        "license": "Apache-2.0",
-        "recipe": (
+    entry = scorer_entry(
+        file=file,
+        variant=variant,
+        version=version,
+        data=int8_bytes,
+        recipe=(
             f"flexscore train --from-store ({start}) "
             f"on {len(y_tr)} clinician-labelled site trials; full int8, calibrated on {len(calib)} of them"
         ),
-        **tflite_signature(out_dir / file),
-        "features": list(feature_names(variant)),
-        "steps": N_STEPS,
-        "classes": [0, 1, 2],
-        "normalization": {
-            "mean": [round(float(v), 6) for v in mean],
-            "std": [round(float(v), 6) for v in std],
-        },
-        "training": {"seed": seed, "init": init, "small": small, **cfg},
-    }
-    (out_dir / "manifest.json").write_text(
-        json.dumps({"version": 1, "models": {name: entry}}, indent=2) + "\n", encoding="utf-8"
+        signature=tflite_signature(out_dir / file),
+        features=feature_names(variant),
+        steps=N_STEPS,
+        mean=mean,
+        std=std,
+        training={"seed": seed, "init": init, "small": small, **cfg},
     )
+    update_manifest(out_dir, {name: entry}, keep_others=False)
     cand = RNNScorer(out_dir, name)
     cur = RNNScorer(current_dir, name)
     try:

@@ -1,10 +1,10 @@
-"""``flexscore validate``, ``flexscore train --from-store`` and ``flexscore models``: the site's
+"""``flexscore validate`` and ``flexscore models``: the site's
 validation and re-training loop (see docs/VALIDATION.md, "Site validation").
 
 * ``validate [--since DATE] [--html OUT] [--json]``: agreement of the kit with the clinician
   labels in the store (:mod:`device.scoring.agreement`).
-* ``train --from-store STORE --out DIR`` (workstation, ``train`` extra): a candidate scorer
-  trained on the store's labelled trials, with its held-out report (:mod:`device.scoring.training`).
+* ``train --from-store STORE --out DIR`` (workstation, ``train`` extra) is tooling: registered
+  by :mod:`device.tools.cli`, built by :mod:`device.tools.training`.
 * ``models list | install CANDIDATE | rollback``: site-installed scorers in ``STATE/models/``
   (:mod:`device.scoring.installed`); a candidate is installed only if it passes the gate of
   :mod:`device.scoring.candidate`.
@@ -45,35 +45,6 @@ def register(subparsers: Any) -> None:
     p.add_argument("--html", metavar="OUT", help="also write the report as an HTML page")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=run_validate)
-
-    p = subparsers.add_parser(
-        "train",
-        help="train a candidate scorer from a store's labelled trials (workstation, train extra)",
-        description="Build trials from the stored landmarks and clinician labels, hold out a "
-        "stratified part, fine-tune the current scorer (or train fresh), export full int8 and "
-        "write a candidate directory with a report comparing it with the current model on the "
-        "same held-out trials. Needs TensorFlow: pip install 'flexscore[train]'; never on the Pi.",
-    )
-    p.add_argument("--from-store", metavar="STORE", required=True, help="a copy of the trial store")
-    p.add_argument("--out", metavar="DIR", required=True, help="the candidate directory to write")
-    p.add_argument("--variant", choices=["hand", "3d", "2d"],
-                   help="which scorer (default: the one the appliance uses with --config)")  # fmt: skip
-    p.add_argument("--init", choices=["current", "fresh"], default="current",
-                   help="fine-tune the current scorer (default) or train from scratch")  # fmt: skip
-    p.add_argument("--current-models", metavar="DIR",
-                   help="the models in use on the device: a copy of STATE/models "
-                   "(default: the installed ones of --state-dir, else the shipped models/)")  # fmt: skip
-    p.add_argument("--heldout", type=float, default=0.3, help="held-out share per score (default 0.3)")
-    p.add_argument("--seed", type=int, default=1234)
-    p.add_argument(
-        "--epochs",
-        type=int,
-        default=None,
-        help="most training epochs (default 40 with early stopping; --small 3)",
-    )
-    p.add_argument("--small", action="store_true", help="tiny configuration (tests, CI)")
-    _common(p)
-    p.set_defaults(func=run_train)
 
     p = subparsers.add_parser(
         "models",
@@ -141,55 +112,6 @@ def run_validate(args: argparse.Namespace) -> int:
         out.write_text(render_standalone(rep, f"store {path.name}"), encoding="utf-8")
         log.info("wrote %s", out)
     print(json.dumps(rep, indent=1) if args.json else format_text(rep))
-    return 0
-
-
-# --------------------------------------------------------------------------- train
-
-
-def run_train(args: argparse.Namespace) -> int:
-    from device.scoring.candidate import SCORER_NAMES, device_variant
-    from device.scoring.training import train_from_store
-
-    cfg, state = _config(args)
-    variant = args.variant or device_variant(cfg)
-    if args.current_models:
-        current = Path(args.current_models)
-    else:
-        from device.scoring.installed import scorer_dir
-
-        current = scorer_dir(cfg.models.resolved_dir(), state, SCORER_NAMES[variant])
-    if not 0.1 <= args.heldout <= 0.6:
-        raise InputError("--heldout must be between 0.1 and 0.6")
-    report = train_from_store(
-        Path(args.from_store),
-        Path(args.out),
-        variant=variant,
-        init=args.init,
-        current_dir=current,
-        heldout=args.heldout,
-        seed=args.seed,
-        small=args.small,
-        epochs=args.epochs,
-    )
-    held = report["heldout"]
-    print(f"candidate {report['candidate']['version']} written to {args.out}")
-    for who in ("current", "candidate"):
-        m = held[who]
-        print(
-            f"  held-out ({held['n']} trials) {who:9s}: QWK {m['qwk']:.3f}, accuracy {m['accuracy']:.0%}, "
-            "recall 0/1/2 " + "/".join("—" if r is None else f"{r:.0%}" for r in m["recall"])
-        )
-    gate = report["gate"]
-    if gate["problems"]:
-        print("  the install gate would refuse it:")
-        for prob in gate["problems"]:
-            print(f"   - {prob}")
-    else:
-        print(
-            "  passes the install gate here: copy the directory to the device, "
-            "then run flexscore models install"
-        )
     return 0
 
 

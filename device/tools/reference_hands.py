@@ -7,7 +7,7 @@ mediapipe, and this venv has no ``device``).
 
 Video mode (the benchmark and the evaluation feed it the SAME decoded frames as our tracker)::
 
-    .venv-ref/bin/python scripts/reference_hands.py --frames FRAMES.npy --complexity 1 \
+    .venv-ref/bin/python device/tools/reference_hands.py --frames FRAMES.npy --complexity 1 \
         --out REF.json [--warmup 5]
 
 ``FRAMES.npy`` is uint8 [N, H, W, 3] RGB. Only ``hands.process`` is timed, per frame, with
@@ -17,7 +17,7 @@ of the timed run.
 
 Still photos (``static_image_mode=True``), one result per image::
 
-    .venv-ref/bin/python scripts/reference_hands.py --image a.jpg b.jpg --complexity 1 \
+    .venv-ref/bin/python device/tools/reference_hands.py --image a.jpg b.jpg --complexity 1 \
         --out REF.json
 
 Output JSON: ``{"complexity", "mediapipe_version", "mode", "frames": N, "width", "height",

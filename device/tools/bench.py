@@ -34,10 +34,13 @@ from device.vision.tracker import HandTracker
 
 log = logging.getLogger(__name__)
 
-# In a source checkout only (an installed wheel has no scripts/): the MediaPipe reference
-# runner that ``--reference-python`` needs.
-REPO_ROOT = Path(__file__).resolve().parent.parent
-REFERENCE_SCRIPT = REPO_ROOT / "scripts" / "reference_hands.py"
+# The MediaPipe reference runner that ``--reference-python`` runs (shipped in the package; it
+# imports only mediapipe, numpy and cv2, which the reference venv has).
+REFERENCE_SCRIPT = Path(__file__).resolve().with_name("reference_hands.py")
+REFERENCE_HINT = (
+    "a venv with mediapipe==0.10.21 and numpy<2: scripts/make_reference_venv.sh in a checkout, "
+    "or python3.11 -m venv DIR && DIR/bin/pip install mediapipe==0.10.21 'numpy<2'"
+)
 ALL_SECTIONS = ("models", "tracker", "accuracy", "reference", "scoring", "daemon")
 
 
@@ -108,7 +111,7 @@ def bench_models(models_dir: Path, frames: list[np.ndarray], rounds: int) -> lis
 
 def _run_tracker_once(tracker: HandTracker, frames: list[np.ndarray], fps: float) -> dict[str, float]:
     """One pass over the frames. Per-frame statistics are medians, as the MediaPipe side
-    reports (scripts/reference_hands.py times each ``Hands.process`` and takes the median)."""
+    reports (reference_hands.py times each ``Hands.process`` and takes the median)."""
     tracker.reset()
     models = [tracker.palm_model, tracker.landmark_model]
     if tracker.precise_model is not None:
@@ -360,17 +363,21 @@ class ReferenceRunner:
     """
 
     def __init__(self, reference_python: str, frames: list[np.ndarray]) -> None:
-        if not REFERENCE_SCRIPT.is_file():
-            raise FlexscoreError(
-                f"the MediaPipe comparison needs {REFERENCE_SCRIPT.relative_to(REPO_ROOT)}, which is "
-                "part of a source checkout, not of the installed package: run flexscore bench from "
-                "a checkout for it, or leave out --reference-python (every other section runs here)"
-            )
         self.python = Path(reference_python)
         if not self.python.exists():
+            raise FlexscoreError(f"--reference-python {self.python} does not exist (make {REFERENCE_HINT})")
+        try:
+            probe = subprocess.run(
+                [str(self.python), "-c", "import mediapipe, numpy; print(mediapipe.__version__)"],
+                capture_output=True, text=True, timeout=300, check=False,
+            )  # fmt: skip
+        except OSError as exc:
+            raise FlexscoreError(f"cannot run --reference-python {self.python}: {exc.strerror}") from None
+        if probe.returncode != 0:
             raise FlexscoreError(
-                f"--reference-python {self.python} does not exist "
-                "(create it with scripts/make_reference_venv.sh)"
+                f"the MediaPipe comparison needs mediapipe, which --reference-python {self.python} "
+                f"cannot import: give the python of {REFERENCE_HINT}; or leave out "
+                "--reference-python (every other section runs without it)"
             )
         self._tmp = tempfile.TemporaryDirectory(prefix="flexscore-bench-")
         self._npy = Path(self._tmp.name) / "frames.npy"
@@ -490,20 +497,19 @@ def run_bench(
 
 
 def _bench_scoring() -> Any:
-    try:
-        from device.scoring import bench as scoring_bench
-    except ImportError:
-        return {"skipped": "scoring not installed"}
-    return scoring_bench.bench_scoring()
+    from device.tools.scoring_bench import bench_scoring
+
+    return bench_scoring()
 
 
 def _bench_daemon(cfg: Config, video: str) -> Any:
     try:
-        from device import app as app_mod
-    except ImportError:
-        return {"skipped": "daemon not available"}
-    fn = getattr(app_mod, "bench_tracking_loop", None)
-    return fn(cfg, video) if fn else {"skipped": "daemon has no tracking-loop benchmark"}
+        import device.web.live  # noqa: F401  (the loop's live view: the ``device`` extra)
+    except ImportError as exc:
+        return {"skipped": f"the daemon's parts are not installed ({exc})"}
+    from device.tools.loop_bench import bench_tracking_loop
+
+    return bench_tracking_loop(cfg, video)
 
 
 def format_report(r: dict[str, Any]) -> str:

@@ -1,7 +1,7 @@
 """Accuracy evaluation of the hand tracker against a reference (pure numpy).
 
 The reference is MediaPipe's own output on the same frames (``*.mp_reference.csv`` in the
-shared data, JSON written by ``scripts/reference_hands.py``, or TFJS's ``asl_hand.full.json``).
+shared data, JSON written by ``device/tools/reference_hands.py``, or TFJS's ``asl_hand.full.json``).
 These are *model outputs*, not human ground truth: the figures say how closely our TFLite
 pipeline reproduces MediaPipe Hands, nothing more.
 
@@ -109,7 +109,7 @@ def load_tfjs_reference(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def load_reference_json(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """Read the JSON written by ``scripts/reference_hands.py`` (``results`` list)."""
+    """Read the JSON written by ``device/tools/reference_hands.py`` (``results`` list)."""
     p = Path(path)
     try:
         data = json.loads(p.read_text(encoding="utf-8"))
