@@ -127,10 +127,12 @@ class FakeServices:
         self.fps = fps
         self.size = (width, height)
         self.clock: Any = time.monotonic if auto else FakeClock()
-        self.timing = timing or RecorderTiming()
+        # issue 18: watch the hand as the appliance does (an explicit timing may leave it off)
+        self.timing = timing or RecorderTiming.from_config(TrialConfig())
         self.trial_config = TrialConfig(duration_s=max(1.0, self.timing.recording_s))
         self.camera_state = "ok"
         self.hand_in_view: str | None = "right"  # the fake's synthetic hand
+        self.hand_visible = True  # issue 18: False takes the hand out of view in every state
         self.next_score: int | None = 2
         self.scores = itertools.cycle(DEMO_SCORES) if auto else None
         self.calls: list[str] = []  # "start", "cancel" — tests assert on history
@@ -191,6 +193,9 @@ class FakeServices:
             "trial_seq": snap["trial_seq"],
             "reasons": list(snap["reasons"]),
             "reference": bool(snap["reference"]),
+            "guidance": snap["guidance"],  # issue 18: live guidance, phase, the page's prompt
+            "phase": snap["phase"],
+            "prompt": snap["prompt"],
         }
 
     def start_trial(self, patient_code: str | None, side: str | None, reference: bool = False) -> bool:
@@ -367,7 +372,11 @@ class FakeServices:
             trial, _ = make_trial(
                 score, self._rng, options=opts, side=side or "right", mirrored=False, noise=False
             )
-            if self._rule.score(trial).score == score:
+            first = trial.landmarks[0, :, :2]  # issue 18: the countdown shows frame 0, whole
+            m = self.trial_config.edge_margin_px
+            inside = (m <= first).all() and (first <= (w - 1 - m, h - 1 - m)).all()
+            in_view = bool(np.isfinite(first).all() and inside)
+            if self._rule.score(trial).score == score and in_view:
                 break
         assert trial is not None
         return trial
@@ -386,10 +395,13 @@ class FakeServices:
             lm = (
                 None if self.next_score is None and state is RecorderState.RECORDING else mt.landmarks[k]
             )
-            label = mt.handedness[k] or label
+            seen = [h for h in mt.handedness if h]  # issue 18: a still countdown shows the usual label
+            label = (mt.handedness[k] if state is RecorderState.RECORDING else None) or (
+                max(set(seen), key=seen.count) if seen else label
+            )
         if state is RecorderState.RECORDING:
             self._rec_frames += 1
-        if lm is None or np.isnan(lm).any():
+        if lm is None or np.isnan(lm).any() or not self.hand_visible:
             return HandObservation(self._frame_index, float(self.clock()), (w, h), False)
         return HandObservation(
             frame_index=self._frame_index,
