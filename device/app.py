@@ -34,7 +34,7 @@ from device.config import Config, scoring_mode
 from device.errors import ConfigError, FlexscoreError, InputError, StoreError
 from device.store import STOPPED_REASON, RecorderSink, Store, StoreCorruptError
 from device.trial.quality import anatomical_side
-from device.trial.recorder import StateChange, TrialInfo, TrialRecorder
+from device.trial.recorder import RecorderTiming, StateChange, TrialInfo, TrialRecorder
 from device.vision.tracker import HandTracker, build_tracker
 from device.vision.types import HandObservation
 from device.web.server import ServerThread
@@ -188,12 +188,13 @@ class FlexscoreApp:
             self._score,
             info_score_fn=self._score_in_session,
             trial_config=cfg.trial,
+            timing=RecorderTiming.from_config(cfg.trial),  # issue 18: live guidance from [trial]
             mirrored=cfg.tracker.mirrored,
         )
         self.recorder.add_listener(self._sink)
         self.recorder.start_ticker()
         if cfg.panel.enabled:
-            from device.panel import Panel
+            from device.panel import Panel, make_voice
 
             factory = self._pin_factory if self._pin_factory is not None else default_pin_factory()
             self.panel = Panel(
@@ -201,8 +202,10 @@ class FlexscoreApp:
                 pin_factory=factory,
                 on_press=self._button,
                 on_long_press=self._long_press,
+                voice=make_voice(cfg.panel),  # issue 18: spoken prompts, off by default
             )
             self.recorder.add_listener(self._panel_change)
+            self.recorder.add_cue_listener(self.panel.on_cue)  # issue 18: guidance, close/open
         from device.web.live import LiveFrames
 
         self.live = LiveFrames()
