@@ -7,13 +7,14 @@ cd "$(dirname "$0")/.."
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
 # Debian packages the tests use: systemd-analyze (unit checks), chromium (browser tests),
-# python3-venv (the installer test).
+# python3-venv (the installer test), espeak-ng (the spoken prompts rendered to WAV files).
 need=()
 command -v systemd-analyze >/dev/null || need+=(systemd)
 command -v shellcheck >/dev/null || need+=(shellcheck)
 # tests/test_install_pi.py runs the installer, which makes its venv with Debian's python3
 /usr/bin/python3 -c 'import ensurepip' 2>/dev/null || need+=(python3-venv)
 if ls tests/test_browser*.py >/dev/null 2>&1; then command -v chromium >/dev/null || need+=(chromium); fi
+if [ -f tests/test_voice.py ]; then command -v espeak-ng >/dev/null || need+=(espeak-ng); fi
 if [ ${#need[@]} -gt 0 ]; then
     if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
         echo "flexscore: installing Debian packages: ${need[*]}" >&2

@@ -91,9 +91,9 @@ def test_new_config_keys_are_validated() -> None:
     cfg = config_from_dict({"trial": {"hand_wait_s": 5, "hand_lost_s": 0.5}})
     assert (cfg.trial.hand_wait_s, cfg.trial.hand_lost_s) == (5.0, 0.5)
     assert TrialConfig().hand_lost_s <= 1.0  # the acceptance: stops within 2 s
-    with pytest.raises(ConfigError, match="trial.hand_lost_s"):
+    with pytest.raises(ConfigError, match=r"trial\.hand_lost_s"):
         config_from_dict({"trial": {"hand_lost_s": 3}})
-    with pytest.raises(ConfigError, match="trial.hand_wait_s"):
+    with pytest.raises(ConfigError, match=r"trial\.hand_wait_s"):
         config_from_dict({"trial": {"hand_wait_s": -1}})
     timing = RecorderTiming.from_config(cfg.trial)
     assert timing.watches_hand and timing.hand_wait_s == 5.0 and timing.recording_s == 6.0
