@@ -6,6 +6,7 @@ Synthetic observations on a fake clock: nothing sleeps, every time is the record
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -274,3 +275,43 @@ def test_without_hand_watching_the_countdown_just_runs() -> None:
     clock.now += 3.0
     rec.tick()
     assert rec.state is S.RECORDING and rec.snapshot()["guidance"] is None
+
+
+# ----------------------------------------------------------------------------- the page
+
+
+def test_the_page_says_why_with_the_web_fake() -> None:
+    """The fake appliance (real recorder, real store) behind the real page: the status the
+    live page polls carries the guidance and the one sentence it shows."""
+    from test_web_support import csrf, login, make_app
+
+    from device.web.fake import FakeServices
+
+    with FakeServices() as fake:
+        app = make_app(fake)
+        clinician = app.test_client()
+        login(clinician, "clinician")
+        fake.hand_visible = False
+        fake.step(15)
+        doc = clinician.get("/api/status").get_json()
+        assert doc["guidance"]["code"] == "no_hand" and doc["prompt"].startswith("No hand in view")
+        assert "No hand in view: hold the open hand" in clinician.get("/").text  # shown on the page
+        resp = clinician.post("/api/trials/start", json={"patient_code": "P001", "side": "right"},
+                              headers={"X-CSRF-Token": csrf(clinician)})  # fmt: skip
+        assert resp.status_code == 202
+        fake.step(int(13.2 * fake.fps))  # the whole wait: still no hand
+        doc = clinician.get("/api/status").get_json()
+        assert doc["state"] == "rejected" and doc["reasons"] == ["no_hand"]
+        assert "the recording did not start" in doc["prompt"] and doc["last_trial"] is None
+        # the hand is there for the countdown, then leaves the recording: stopped, stored, why
+        fake.hand_visible = True
+        trial = fake.run_trial("P001", "right", None)  # None: out of view while recording
+        assert trial is not None and trial.status == "rejected"
+        assert trial.reasons[0]["code"] == "no_hand" and "recording" in trial.reasons[0]["message"]
+        info = fake.recorder.info
+        assert info is not None and info.frames <= fake.fps * 1.2  # stopped after ~1 s, not 6 s
+        doc = clinician.get("/api/status").get_json()
+        stopped = r"No hand was seen in the first 1\.\d s of the recording, so it was stopped"
+        assert re.match(stopped, doc["prompt"])
+        anon = app.test_client().get("/api/status").get_json()
+        assert anon["prompt"] is None  # anonymous: codes only
