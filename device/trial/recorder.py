@@ -4,7 +4,8 @@ States (:class:`RecorderState`) and what moves between them::
 
     idle ──start/press──▶ countdown ──3 s──▶ recording ──6 s or press──▶ scoring ──▶ result
       ▲                      │ press/cancel      │ cancel / camera lost       │ not scorable
-      │                      ▼                   ▼ / gates fail               ▼ / fault
+      │                      │ no usable hand    │ / hand lost / gates fail   │ / fault
+      │                      ▼                   ▼                            ▼
       └──── hold elapsed ── cancelled        rejected (reasons)           rejected / error
 
 * ``press()`` is the button: in idle (or while a previous outcome is shown) it starts a
