@@ -56,7 +56,10 @@
     if (s.camera && s.camera !== "ok") { showNote(cameraTexts[s.camera] || "Camera problem"); }
     else if (!stillTimer) { showNote(""); }
     var last = s.last_trial;
-    if (running && !sawRunning) { idBefore = last ? last.id : null; }
+    // the newest finished trial when this one began (a row still recording/scoring is this one)
+    if (running && !sawRunning) {
+      idBefore = last && last.status !== "recording" && last.status !== "scoring" ? last.id : null;
+    }
     if (running) { sawRunning = true; }
     // a trial that never recorded (no hand in view) stores nothing: stay and show why
     if (OUTCOME[st] && last && last.id && !(sawRunning && last.id === idBefore)) {
