@@ -23,7 +23,7 @@ from gpiozero.pins.mock import MockFactory
 from device.config import PanelConfig, TrialConfig, config_from_dict
 from device.panel import PROMPTS, Panel, PanelState, Voice, make_voice
 from device.trial.guidance import MESSAGES, NOT_STARTED
-from device.trial.recorder import RecorderState, RecorderTiming, TrialRecorder
+from device.trial.recorder import Cue, RecorderState, RecorderTiming, TrialRecorder
 from device.vision.types import HandObservation
 
 ESPEAK = shutil.which("espeak-ng")
@@ -124,6 +124,10 @@ def test_say_never_waits_for_the_speaker_and_newer_prompts_replace_older(tmp_pat
         voice.say("close", interrupt=True)  # cuts "countdown" and replaces "too small"
         assert _wait(lambda: [p.key for p in voice.spoken] == ["countdown", "close"])
         assert [p.key for p in voice.dropped] == ["guide.no_hand", "guide.hand_too_small"]
+        voice.say("countdown", interrupt=True)
+        assert _wait(lambda: [p.key for p in voice.spoken][-1] == "countdown")
+        voice.on_cue(Cue("guidance", "no_hand", "", 0.0, None))  # cuts the countdown's words
+        assert _wait(lambda: [p.key for p in voice.spoken][-1] == "guide.no_hand")
     # a prompt that waited too long is not said any more
     with Voice("en", exe=str(slow), stale_s=0.0, clock=iter(range(100)).__next__) as voice:
         voice.say("open")

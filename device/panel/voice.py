@@ -43,6 +43,7 @@ STALE_S = 3.0  # a prompt not begun within this is dropped (the moment has passe
 REPEAT_S = 4.0  # the same guidance is not repeated sooner than this
 ESPEAK = "espeak-ng"
 ESPEAK_VOICES = {"en": "en", "de": "de"}
+COUNTDOWN_KEYS = frozenset({"countdown", "countdown_reference"})
 
 # key → words, one dict per language (same keys in each; tests check that).
 PROMPTS: dict[str, dict[str, str]] = {
@@ -177,6 +178,7 @@ class Voice:
         self._cond = threading.Condition()
         self._pending: Prompt | None = None
         self._proc: subprocess.Popen[bytes] | None = None
+        self._speaking: Prompt | None = None
         self._busy = False
         self._closed = False
         self._warned = False
@@ -202,8 +204,10 @@ class Voice:
         """The words of ``key`` in this language, filled in."""
         return self.words[key].format(**values).replace("  ", " ").strip()
 
-    def say(self, key: str, *, interrupt: bool = False, **values: Any) -> None:
-        """Queue ``key`` (replacing a prompt not yet begun); never blocks, never raises."""
+    def say(self, key: str, *, interrupt: bool | frozenset[str] = False, **values: Any) -> None:
+        """Queue ``key`` (replacing a prompt not yet begun); never blocks, never raises.
+        ``interrupt``: cut off the prompt being spoken (True), or only if it is one of these
+        keys."""
         if self._closed or not self.available:
             return
         prompt = Prompt(key, self.text(key, **values), self._clock())
@@ -211,7 +215,11 @@ class Voice:
             if self._pending is not None:
                 self.dropped.append(self._pending)
             self._pending = prompt
-            if interrupt and self._proc is not None and self._proc.poll() is None:
+            now = self._speaking
+            cut = interrupt is True or (
+                isinstance(interrupt, frozenset) and now is not None and now.key in interrupt
+            )
+            if cut and self._proc is not None and self._proc.poll() is None:
                 self._proc.terminate()  # a signal: returns at once
             self._cond.notify_all()
 
@@ -268,7 +276,12 @@ class Voice:
         self._last_guide, self._guide_problem = (key, now), True
         seen = getattr(getattr(cue, "guidance", None), "seen_side", None)
         other = {"left": "right", "right": "left"}.get(seen or "", "other")
-        self.say(key, seen=self.words[f"side.{seen or 'other'}"], side=self.words[f"side.{other}"])
+        self.say(
+            key,
+            interrupt=COUNTDOWN_KEYS,  # the guidance says what to do instead: no need to wait
+            seen=self.words[f"side.{seen or 'other'}"],
+            side=self.words[f"side.{other}"],
+        )
 
     # -- speaking ------------------------------------------------------------------------
     def render(self, key: str, path: str | Path, **values: Any) -> Path:
@@ -310,10 +323,11 @@ class Voice:
                     self._fault(f"cannot run {ESPEAK}: {exc}")
                     continue
                 self.spoken.append(prompt)
+                self._speaking = prompt
                 proc = self._proc
             _, err = proc.communicate()
             with self._cond:
-                self._proc = None
+                self._proc, self._speaking = None, None
                 if proc.returncode == 0 and wav is not None:
                     self.wavs.append(wav)
                 elif proc.returncode > 0:
