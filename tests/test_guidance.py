@@ -85,6 +85,7 @@ def test_the_window_tolerates_a_missed_frame_and_forgets_old_frames() -> None:
         win.add(nothing(), i / FPS)
     assert win.judge(None, 24 / FPS).code == "no_hand"  # mostly gone now
     win.add(hand(), 25 / FPS)
+    assert win.judge(None, 25 / FPS + 0.8).ready  # a slow camera: the newest frame still counts
     assert win.judge(None, 10.0).code == "no_hand"  # frames stopped: none in the window
 
 

@@ -39,6 +39,9 @@ from device.trial.types import Side
 from device.vision.types import HandObservation
 
 GUIDANCE_WINDOW_S = 0.5  # the guidance judges the frames of this last stretch
+# ... or, when a slow camera left none in it, the newest frame if it is younger than this
+# (older: the camera has stopped, and no hand is in view)
+LATEST_FRAME_S = 1.0
 SIZE_MARGIN = 1.25  # the open hand before a recording: this much above the gate's min_hand_px
 READY = "ready"
 
@@ -175,14 +178,18 @@ class GuidanceWindow:
         return check
 
     def _trim(self, now: float) -> None:
-        while self._frames and now - self._frames[0].at > self.window_s:
+        # the newest frame stays (see LATEST_FRAME_S)
+        while len(self._frames) > 1 and now - self._frames[0].at > self.window_s:
             self._frames.popleft()
 
     def judge(self, side: Side | None, now: float) -> Guidance:
-        """The guidance now (frames older than the window no longer count: a camera that
-        stopped sending shows no hand)."""
+        """The guidance now: the window's frames, else the newest one if it is recent (a
+        slow camera); a camera that stopped sending shows no hand."""
         self._trim(now)
-        return judge(self._frames, side, self.cfg)
+        frames = [f for f in self._frames if now - f.at <= self.window_s]
+        if not frames and self._frames and now - self._frames[-1].at <= LATEST_FRAME_S:
+            frames = [self._frames[-1]]
+        return judge(frames, side, self.cfg)
 
     def __len__(self) -> int:
         return len(self._frames)
