@@ -163,7 +163,7 @@ def test_prompts_render_to_valid_audio_of_plausible_length(language: str, tmp_pa
             assert 0.15 * words(text) <= seconds <= 1.0 * words(text), (key, seconds, text)
             assert rms > 0.01  # speech, not silence
             lengths[key] = seconds
-        assert lengths["close"] < lengths["countdown"] < lengths["not_scorable"]
+        assert max(lengths["close"], lengths["countdown"]) < lengths["not_scorable"]  # more words, longer
         slower = Voice(language, speed=90, exe=voice.exe)
         _, _, _, slow_s, _ = wav_info(slower.render("close", tmp_path / "slow.wav"))
         assert slow_s > lengths["close"]  # voice_speed is honoured

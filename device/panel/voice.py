@@ -50,7 +50,7 @@ PROMPTS: dict[str, dict[str, str]] = {
     "en": {
         "welcome": "Flexscore is ready. Press the button to start a test. "
         "Hold the button down for {seconds} seconds to stop, before switching off.",
-        "countdown": "Get ready. Hold your open hand in front of the camera.",
+        "countdown": "Get ready. Open hand, facing the camera.",
         "countdown_reference": "Get ready. This time, hold your other hand open in front of the camera.",
         "guide.no_hand": "I cannot see a hand. Hold your open hand in front of the camera.",
         "guide.wrong_side": "That is the {seen} hand. Please show the {side} hand.",
@@ -90,7 +90,7 @@ PROMPTS: dict[str, dict[str, str]] = {
     "de": {
         "welcome": "Flexscore ist bereit. Drücken Sie die Taste, um einen Test zu beginnen. "
         "Halten Sie die Taste {seconds} Sekunden lang gedrückt, um vor dem Ausschalten anzuhalten.",
-        "countdown": "Machen Sie sich bereit. Halten Sie die offene Hand vor die Kamera.",
+        "countdown": "Bereit machen. Offene Hand zur Kamera.",
         "countdown_reference": "Machen Sie sich bereit."
         " Halten Sie diesmal die andere Hand offen vor die Kamera.",
         "guide.no_hand": "Ich sehe keine Hand. Halten Sie die offene Hand vor die Kamera.",
