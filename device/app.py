@@ -166,7 +166,7 @@ class FlexscoreApp:
         self.core.store_notice = self.store_notice
         self.core.recorder.start_ticker()
         if cfg.panel.enabled:
-            from device.panel import Panel
+            from device.panel import Panel, make_voice
 
             factory = self._pin_factory if self._pin_factory is not None else default_pin_factory()
             self.panel = Panel(
@@ -174,8 +174,10 @@ class FlexscoreApp:
                 pin_factory=factory,
                 on_press=self._button,
                 on_long_press=self._long_press,
+                voice=make_voice(cfg.panel),  # issue 18: spoken prompts, off by default
             )
             self.core.on_state_change(self._panel_change)
+            self.core.recorder.add_cue_listener(self.panel.on_cue)  # issue 18: guidance, close/open
         self.watchdog = CameraWatchdog.from_config(
             cfg.camera,
             self._source_factory,

@@ -164,6 +164,13 @@ class TrialConfig:
     # "mass_extension", or "all" (the combined protocol "make a fist, then open your hand
     # fully", which gives every item from one recording).
     item: str = "mass_flexion"
+    # Live guidance (device/trial/guidance.py, issue 18). The countdown runs only while a
+    # usable hand is in view; with none, it waits up to this long after its own 3 s, then the
+    # trial ends as rejected ("not started") with what was wrong.
+    hand_wait_s: float = 10.0
+    # While recording: frames keep arriving but show no hand for this long → the recording
+    # stops early, rejected with "hand_lost" (or "no_hand" if it never showed one).
+    hand_lost_s: float = 1.0
 
     def __post_init__(self) -> None:
         from device.items.registry import DEFAULT_ITEM, item_keys  # late: items import scoring
@@ -175,6 +182,8 @@ class TrialConfig:
             f"must be one of {', '.join(repr(k) for k in (*known, 'all'))}, got {self.item!r}",
         )
         _check(1.0 <= self.duration_s <= 60.0, "trial.duration_s", "must be in [1, 60] s")
+        _check(0.0 <= self.hand_wait_s <= 120.0, "trial.hand_wait_s", "must be in [0, 120] s")
+        _check(0.1 <= self.hand_lost_s <= 2.0, "trial.hand_lost_s", "must be in [0.1, 2] s")
         _check(0.0 <= self.min_duration_s <= 60.0, "trial.min_duration_s", "must be in [0, 60] s")
         _check(0.05 <= self.max_frame_gap_s <= 60.0, "trial.max_frame_gap_s", "must be in [0.05, 60] s")
         _check(0 < self.max_edge_on_share <= 1, "trial.max_edge_on_share", "must be in (0, 1]")
@@ -282,8 +291,15 @@ class PanelConfig:
     long_press_s: float = 3.0  # hold this long: cancel and go to shutdown-safe idle
     bounce_s: float = 0.05  # button debounce; 0 disables it
     blink_unit_s: float = 1.0  # scales every LED pattern (tests make it small)
+    # Spoken prompts through Debian's espeak-ng (device/panel/voice.py, issue 18): off by
+    # default; without espeak-ng installed one warning is logged and the kit stays silent.
+    voice: bool = False
+    voice_language: Literal["en", "de"] = "en"
+    voice_speed: int = 150  # words per minute (espeak-ng's default is 175)
 
     def __post_init__(self) -> None:
+        _check(self.voice_language in ("en", "de"), "panel.voice_language", "must be 'en' or 'de'")
+        _check(80 <= self.voice_speed <= 300, "panel.voice_speed", "must be in [80, 300] words per minute")
         pins = {
             "panel.button_pin": self.button_pin,
             "panel.led_pin": None if self.rgb_pins else self.led_pin,

@@ -6,8 +6,9 @@
 # What it does (each step is skipped when already done, so running it again upgrades, and
 # repairs an install that stopped half-way):
 #   1. checks the OS: Raspberry Pi OS / Debian Bookworm or Trixie on arm64 only
-#   2. apt packages: python3-picamera2 (camera), python3-lgpio (GPIO), python3-venv
-#   3. system user 'flexscore' in the groups video and gpio
+#   2. apt packages: python3-picamera2 (camera), python3-lgpio (GPIO), python3-venv,
+#      espeak-ng (the spoken prompts, [panel] voice = true; off by default)
+#   3. system user 'flexscore' in the groups video, gpio and audio
 #   4. venv /opt/flexscore/venv with --system-site-packages (picamera2 comes from apt)
 #   5. the device dependencies from requirements/device-lock.txt (pinned, every file checked
 #      against its sha256: pip --require-hashes, wheels only), then the package itself from
@@ -48,7 +49,7 @@ UNIT_DEST="$ROOT/etc/systemd/system/$UNIT_NAME"
 STATE_DIR=/var/lib/flexscore # as the service sees it (the unit's StateDirectory=)
 SERVICE_USER=flexscore
 PI_APT_PACKAGES=(python3-picamera2 python3-lgpio) # from the Raspberry Pi repository
-APT_PACKAGES=(python3-venv python3-pip openssl)
+APT_PACKAGES=(python3-venv python3-pip openssl espeak-ng)
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_DIR="$(cd "$SCRIPT_DIR/.." && pwd)"
@@ -211,7 +212,7 @@ else
     run useradd "${prefix[@]}" --system --user-group --home-dir "$STATE_DIR" --no-create-home \
         --shell /usr/sbin/nologin --comment "Flexscore appliance" "$SERVICE_USER"
 fi
-for group in video gpio; do
+for group in video gpio audio; do
     if [ -n "$(local_id group "$group")" ] || [ "$DRY_RUN" -eq 1 ]; then
         run usermod "${prefix[@]}" --append --groups "$group" "$SERVICE_USER"
     else

@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
 # Debian packages the tests use: systemd-analyze (unit checks), chromium (browser tests),
-# python3-venv (the installer test), mosquitto (the fleet tests).
+# python3-venv (the installer test), mosquitto (the fleet tests), espeak-ng (the spoken
+# prompts rendered to WAV files).
 need=()
 command -v systemd-analyze >/dev/null || need+=(systemd)
 command -v shellcheck >/dev/null || need+=(shellcheck)
@@ -19,6 +20,7 @@ if ls tests/test_fleet*.py >/dev/null 2>&1; then
     PATH="$PATH:/usr/sbin" command -v mosquitto >/dev/null || need+=(mosquitto)
     command -v mosquitto_pub >/dev/null || need+=(mosquitto-clients)
 fi
+if [ -f tests/test_voice.py ]; then command -v espeak-ng >/dev/null || need+=(espeak-ng); fi
 if [ ${#need[@]} -gt 0 ]; then
     if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
         echo "flexscore: installing Debian packages: ${need[*]}" >&2

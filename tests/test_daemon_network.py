@@ -129,7 +129,8 @@ def test_the_daemon_on_the_network(tls_daemon: Daemon) -> None:
     status = wait_for(ready, 120, "the daemon to serve over HTTPS")
     # anonymous /api/status: device state only
     device_only = {"state", "remaining_s", "camera", "fps", "hand_in_view", "reasons", "reference", "role"}
-    assert set(status) == device_only
+    device_only |= {"guidance", "phase", "prompt"}  # issue 18: live guidance (prompt None here)
+    assert set(status) == device_only and status["prompt"] is None
 
     # the certificate: printed at start, shown on the status page
     fp = fingerprint(d.state_dir / "tls" / "cert.pem")

@@ -50,9 +50,10 @@ def test_dry_run_prints_every_action_in_order(tmp_path: Path) -> None:
     expected_in_order = [
         "apt-get update",
         "env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "
-        "python3-picamera2 python3-lgpio python3-venv python3-pip openssl",
+        "python3-picamera2 python3-lgpio python3-venv python3-pip openssl espeak-ng",
         "usermod --append --groups video flexscore",
         "usermod --append --groups gpio flexscore",
+        "usermod --append --groups audio flexscore",
         "python3 -m venv --system-site-packages /opt/flexscore/venv",
         "/opt/flexscore/venv/bin/python -m pip install --require-hashes --only-binary=:all: "
         f"-r {REPO}/requirements/device-lock.txt",
@@ -127,7 +128,8 @@ def test_trixie_and_the_steps_a_machine_off_a_pi_skips(tmp_path: Path) -> None:
     proc = run(tmp_path, "--dry-run", codename="trixie", skip="pi-apt systemctl")
     assert proc.returncode == 0, proc.stderr
     assert "platform: debian trixie arm64" in proc.stdout
-    assert "apt-get install -y --no-install-recommends python3-venv python3-pip openssl\n" in proc.stdout
+    apt = "apt-get install -y --no-install-recommends python3-venv python3-pip openssl espeak-ng\n"
+    assert apt in proc.stdout
     assert "skipped (FLEXSCORE_SKIP=pi-apt): python3-picamera2 python3-lgpio" in proc.stdout
     assert "the camera (picamera2) and the button/LED (lgpio) will not work" in proc.stdout
     assert "+ systemctl" not in proc.stdout

@@ -57,9 +57,9 @@ def test_unit_has_the_required_settings() -> None:
     assert s["NoNewPrivileges"] == ["yes"] and s["PrivateTmp"] == ["yes"]
     assert s["DevicePolicy"] == ["closed"]
     assert sorted(s["DeviceAllow"]) == [
-        "char-dma_heap rw", "char-gpiochip rw", "char-media rw", "char-video4linux rw",
+        "char-alsa rw", "char-dma_heap rw", "char-gpiochip rw", "char-media rw", "char-video4linux rw",
     ]  # fmt: skip
-    assert s["SupplementaryGroups"] == ["video gpio"]
+    assert s["SupplementaryGroups"] == ["video gpio audio"]
     assert s["ExecStart"] == ["/opt/flexscore/venv/bin/flexscore run --config /etc/flexscore/config.toml"]
 
 

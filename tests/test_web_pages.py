@@ -131,6 +131,7 @@ def test_status_reports_the_last_trial(app: Flask, fake: FakeServices, clinician
     # anonymous: the device's state only — no score, no side, no patient (issue 19)
     doc = anon.get("/api/status").get_json()
     device_only = {"state", "remaining_s", "camera", "fps", "hand_in_view", "reasons", "reference", "role"}
+    device_only |= {"guidance", "phase", "prompt"}  # issue 18: live guidance (no side: prompt is None)
     assert set(doc) == device_only
     assert doc["state"] == "result" and doc["role"] is None
 

@@ -200,7 +200,7 @@ class Appliance:
             self._score,
             info_score_fn=self._score_in_session,
             trial_config=config.trial,
-            timing=timing,
+            timing=timing or RecorderTiming.from_config(config.trial),  # live guidance from [trial]
             mirrored=config.tracker.mirrored,
             submit=submit,
             clock=clock,

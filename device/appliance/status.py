@@ -32,6 +32,11 @@ class StatusSnapshot(TypedDict, total=False):
         reasons: reason codes of the last outcome (rejected / cancelled / error).
         reference: True when the current (or last) trial records the unaffected hand
             (a reference trial); ``side`` is then that hand's side.
+        guidance: what the hand in view needs, ``{"code", "message"}`` (code ``ready`` when
+            nothing; see device/trial/guidance.py), or None before the first frame.
+        phase: "waiting" / "counting" (countdown: held for the hand / counting), "close" /
+            "open" (recording), else None.
+        prompt: the one sentence the page shows for guidance, phase or outcome, or None.
         items: the assessment items (device/items keys) the current (or last, or next)
             trial is scored for.
         unit_patient: code of the patient the unit is bound to (button trials), or None.
@@ -52,6 +57,9 @@ class StatusSnapshot(TypedDict, total=False):
     trial_seq: int | None
     reasons: list[str]
     reference: bool
+    guidance: dict[str, str] | None
+    phase: str | None
+    prompt: str | None
     items: list[str]
     unit_patient: str | None
     anonymous: bool

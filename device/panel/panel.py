@@ -11,7 +11,14 @@ LED: :meth:`Panel.show` selects a :class:`~device.panel.patterns.Pattern`; a dae
 ("panel-led") plays it, waiting on an event between steps so a new state interrupts the
 old pattern at once. ``repeat=False`` plays each pattern once and then holds its last
 level (tests use it to count blinks exactly). :meth:`Panel.on_recorder_change` is a
-recorder listener; :meth:`Panel.set_camera_ok` overlays "camera lost".
+recorder listener; :meth:`Panel.set_camera_ok` overlays "camera lost". A cancelled trial
+(a second press during the countdown, the web page's Cancel, a long press) shows its own
+pattern and three quick beeps.
+
+Voice (issue 18, optional): with a :class:`~device.panel.voice.Voice` the panel also speaks —
+a welcome that explains the button (press, long press) when it starts, every state change
+(:meth:`Panel.on_recorder_change`), the recorder's cues (:meth:`Panel.on_cue`: guidance,
+"close your hand now", "now open it again"), and what the long press did ("safe").
 """
 
 from __future__ import annotations
@@ -34,7 +41,7 @@ FROM_RECORDER: dict[str, PanelState] = {
     "scoring": PanelState.SCORING,
     "result": PanelState.RESULT,
     "rejected": PanelState.NOT_SCORABLE,
-    "cancelled": PanelState.IDLE,
+    "cancelled": PanelState.CANCELLED,
     "error": PanelState.ERROR,
 }
 
@@ -61,6 +68,7 @@ class Panel:
         on_press: Callable[[], None] | None = None,
         on_long_press: Callable[[], None] | None = None,
         repeat: bool = True,
+        voice: Any = None,
     ) -> None:
         from gpiozero import LED, RGBLED, Button, Buzzer
 
@@ -71,6 +79,7 @@ class Panel:
         self._unit = cfg.blink_unit_s
         self._closed = False
         self._held = False
+        self.voice = voice  # device.panel.voice.Voice, or None (off)
         self._lock = threading.Condition()
         self._gen = 0  # bumped by every show()
         self._played = 0  # generation whose first cycle (or hold) has been reached
@@ -115,6 +124,8 @@ class Panel:
         self._thread = threading.Thread(target=self._run, name="panel-led", daemon=True)
         self.show(PanelState.IDLE)
         self._thread.start()
+        if voice is not None:
+            voice.say("welcome", seconds=f"{cfg.long_press_s:g}")
 
     # -- showing -------------------------------------------------------------------------
     @property
@@ -125,6 +136,8 @@ class Panel:
         """Display ``state`` (``score`` for a result). Camera lost overrides other states
         until :meth:`set_camera_ok` (True); ``safe`` overrides nothing."""
         with self._lock:
+            if state is PanelState.SAFE and self._state is not PanelState.SAFE and self.voice is not None:
+                self.voice.say("safe", interrupt=True)
             self._state, self._score = state, score
             self._refresh()
 
@@ -169,9 +182,18 @@ class Panel:
             score = result_score(getattr(info, "result", None))
         if name == "recording":
             self.beep(1)
+        elif name == "cancelled":
+            self.beep(3)
         elif getattr(change.old, "value", None) == "recording":
             self.beep(2)
         self.show(state, score)
+        if self.voice is not None:
+            self.voice.on_change(change)
+
+    def on_cue(self, cue: Any) -> None:
+        """Recorder cue listener (guidance, close/open): spoken when the voice is on."""
+        if self.voice is not None:
+            self.voice.on_cue(cue)
 
     def beep(self, n: int = 1) -> None:
         if self.buzzer is not None and not self._closed:
@@ -248,6 +270,8 @@ class Panel:
         if self._closed:
             return
         self._closed = True
+        if self.voice is not None:
+            self.voice.close()
         self._changed.set()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(5.0)

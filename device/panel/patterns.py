@@ -15,6 +15,8 @@ scoring        fast flicker                          cyan
 result         *score* short blinks, pause;          red / yellow /
                score 0: one long 1.5 s flash         green for 0/1/2
 not_scorable   two long flashes, pause               magenta
+cancelled      one short flash, then dark until     yellow
+               idle (the countdown's blink stops)
 error          three fast blinks, pause              red
 camera_lost    two fast blinks, pause                red
 safe           off (shutdown-safe idle)              off
@@ -36,6 +38,7 @@ class PanelState(StrEnum):
     SCORING = "scoring"
     RESULT = "result"
     NOT_SCORABLE = "not_scorable"
+    CANCELLED = "cancelled"
     ERROR = "error"
     CAMERA_LOST = "camera_lost"
     SAFE = "safe"
@@ -68,6 +71,7 @@ PATTERNS: dict[PanelState, Pattern] = {
     PanelState.RECORDING: Pattern(((True, None),), WHITE),
     PanelState.SCORING: Pattern(((True, 0.05), (False, 0.1)), CYAN),
     PanelState.NOT_SCORABLE: Pattern(((True, 0.8), (False, 0.3), (True, 0.8), (False, 1.5)), MAGENTA),
+    PanelState.CANCELLED: Pattern(((True, 0.3), (False, None)), YELLOW),
     PanelState.ERROR: Pattern(
         ((True, 0.1), (False, 0.1), (True, 0.1), (False, 0.1), (True, 0.1), (False, 1.0)), RED
     ),

@@ -4,7 +4,8 @@ States (:class:`RecorderState`) and what moves between them::
 
     idle ──start/press──▶ countdown ──3 s──▶ recording ──6 s or press──▶ scoring ──▶ result
       ▲                      │ press/cancel      │ cancel / camera lost       │ not scorable
-      │                      ▼                   ▼ / gates fail               ▼ / fault
+      │                      │ no usable hand    │ / hand lost / gates fail   │ / fault
+      │                      ▼                   ▼                            ▼
       └──── hold elapsed ── cancelled        rejected (reasons)           rejected / error
 
 * ``press()`` is the button: in idle (or while a previous outcome is shown) it starts a
@@ -34,6 +35,31 @@ States (:class:`RecorderState`) and what moves between them::
   patient (the root measures a reference there instead of scoring it); otherwise
   ``score_fn(trial)`` is used for both roles.
 
+* **Live guidance** (issue 18), when the timing says how long to wait for a hand
+  (``RecorderTiming.hand_wait_s`` / ``hand_lost_s``, set from ``[trial]`` by
+  :meth:`RecorderTiming.from_config`; the appliance and the web fake do; a bare
+  ``RecorderTiming()`` does not watch the hand). Every observation goes to a
+  :class:`~device.trial.guidance.GuidanceWindow`, in every state:
+
+  - ``snapshot()["guidance"]`` says what to fix ({code, message}: ``no_hand``,
+    ``wrong_side``, ``hand_cut_by_edge``, ``hand_too_small``, ``fingers_hidden`` or
+    ``ready``), already in idle, so the patient can be placed before Start;
+  - the **countdown counts only while the hand is ready** (``phase`` "counting"); while it
+    is not (``phase`` "waiting") it holds at its full length and starts again from there.
+    ``hand_wait_s`` after the countdown would have ended, a countdown still waiting ends as
+    **rejected, not started**: no recording, no stored row (like a cancel in the
+    countdown), the reason is the guidance's code with a sentence ("no hand in view: …");
+  - while **recording**, ``phase`` is "close" ("close your hand now") and, from
+    ``OPEN_CUE_FRACTION`` of the recording on, "open" ("now open it again");
+  - when frames keep arriving without a hand for ``hand_lost_s`` during the recording, it
+    **stops early**: rejected with ``hand_lost`` (or ``no_hand`` if no hand was seen since it
+    began), the frames so far kept with the trial. (No frames at all is still ``camera_lost``.)
+
+  ``snapshot()["prompt"]`` is the one sentence to show for all this (the guidance, the
+  phase's instruction, or an outcome's first reason). Cue listeners (``add_cue_listener``)
+  get a :class:`Cue` when the guidance changes during the countdown and when the phase
+  changes during the recording — the voice (device/panel/voice.py) speaks them.
+
 A rejection is data (reasons), not an exception. All times are on the injectable ``clock``
 (monotonic seconds); ``wall`` stamps trials with UTC datetimes for the store.
 """
@@ -48,9 +74,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from device.config import TrialConfig
+from device.trial.guidance import Guidance, GuidanceWindow
 from device.trial.quality import QualityReason, QualityReport, check_quality
 from device.trial.types import Side, Trial
 from device.vision.types import HandObservation
@@ -62,6 +89,14 @@ RESULT_HOLD_S = 10.0  # how long a result (or error) is shown before idle
 REJECTED_HOLD_S = 6.0
 CANCELLED_HOLD_S = 2.0
 MAX_GAP_S = 2.0  # no observation for this long while recording: rejected ("camera_lost")
+OPEN_CUE_FRACTION = 0.55  # the "open it again" cue, as a share of the recording's length
+# phase → the instruction the page shows (the spoken words are in device/panel/voice.py)
+PHASE_TEXT: dict[str, str] = {
+    "waiting": "",  # the guidance says what to fix
+    "counting": "Get ready: keep the hand open and still.",
+    "close": "Close your hand now, as far as you can.",
+    "open": "Now open it again.",
+}
 
 
 class RecorderState(StrEnum):
@@ -98,6 +133,26 @@ class RecorderTiming:
     rejected_hold_s: float = REJECTED_HOLD_S
     cancelled_hold_s: float = CANCELLED_HOLD_S
     max_gap_s: float = MAX_GAP_S
+    # Live guidance (module doc): None = the recorder does not watch the hand (the countdown
+    # just runs, a recording without a hand is judged by the gates at its end).
+    hand_wait_s: float | None = None
+    hand_lost_s: float | None = None
+    open_cue_fraction: float = OPEN_CUE_FRACTION
+
+    @classmethod
+    def from_config(cls, cfg: TrialConfig, **changes: Any) -> RecorderTiming:
+        """The appliance's timing: recording length and hand watching from ``[trial]``."""
+        values: dict[str, Any] = {
+            "recording_s": cfg.duration_s,
+            "hand_wait_s": cfg.hand_wait_s,
+            "hand_lost_s": cfg.hand_lost_s,
+        }
+        values.update(changes)
+        return cls(**values)
+
+    @property
+    def watches_hand(self) -> bool:
+        return self.hand_wait_s is not None
 
 
 @dataclass(frozen=True)
@@ -157,6 +212,23 @@ class StateChange:
 Listener = Callable[[StateChange], None]
 
 
+@dataclass(frozen=True)
+class Cue:
+    """A prompt within a state, as cue listeners see it: the guidance changed during the
+    countdown (``kind`` "guidance", ``code`` a guidance code) or the recording's phase
+    changed (``kind`` "phase", ``code`` "close" / "open")."""
+
+    kind: Literal["guidance", "phase"]
+    code: str
+    message: str
+    at: float  # recorder clock
+    info: TrialInfo | None
+    guidance: Guidance | None = None
+
+
+CueListener = Callable[[Cue], None]
+
+
 def result_reasons(result: Any) -> tuple[QualityReason, ...] | None:
     """Reasons when ``result`` says "not scorable", else None (duck-typed on purpose)."""
     scorable = getattr(result, "scorable", None)
@@ -204,6 +276,13 @@ class TrialRecorder:
         self._submit = submit
         self._lock = threading.RLock()
         self._listeners: list[Listener] = []
+        self._cue_listeners: list[CueListener] = []
+        self._guide = GuidanceWindow(self._cfg, mirrored=mirrored)
+        self._guidance: Guidance | None = None  # the latest judgement (None before any frame)
+        self._count_from: float | None = None  # countdown: when the count (re)started
+        self._phase: str | None = None
+        self._last_hand_at = 0.0  # recording: the last frame with a hand (or its start)
+        self._hand_seen = False
         self._state = S.IDLE
         self._entered = self._clock()
         self._info: TrialInfo | None = None
@@ -232,22 +311,57 @@ class TrialRecorder:
     def remaining(self, now: float | None = None) -> float | None:
         """Seconds left in the countdown or recording, else None."""
         now = self._clock() if now is None else now
-        limit = {S.COUNTDOWN: self.timing.countdown_s, S.RECORDING: self.timing.recording_s}
-        if self._state not in limit:
-            return None
-        return max(0.0, limit[self._state] - (now - self._entered))
+        if self._state is S.COUNTDOWN:
+            if self._count_from is None:  # waiting for the hand: the count has not begun
+                return self.timing.countdown_s
+            return max(0.0, self.timing.countdown_s - (now - self._count_from))
+        if self._state is S.RECORDING:
+            return max(0.0, self.timing.recording_s - (now - self._entered))
+        return None
+
+    def guidance(self, now: float | None = None) -> Guidance | None:
+        """What the hand in view needs now, for the running trial's side (in idle, the
+        configured side); None before the first observation."""
+        with self._lock:
+            if len(self._guide) == 0 and self._guidance is None:
+                return None
+            now = self._clock() if now is None else now
+            return self._guide.judge(self._expected_side(), now)
+
+    def _expected_side(self) -> Side | None:
+        if self._state in RUNNING and self._info is not None:
+            return self._info.side
+        return self._cfg.side
+
+    def _prompt(self, guidance: Guidance | None) -> str | None:
+        """The one sentence for the page (module doc)."""
+        st = self._state
+        if st is S.COUNTDOWN and self._phase == "counting":
+            return PHASE_TEXT["counting"]
+        if st is S.RECORDING and self._phase is not None:
+            return PHASE_TEXT[self._phase]
+        if st in (S.REJECTED, S.ERROR, S.CANCELLED) and self._info is not None and self._info.reasons:
+            text = self._info.reasons[0].message
+            return text[:1].upper() + text[1:]
+        if st in (S.IDLE, S.COUNTDOWN) and guidance is not None:
+            return guidance.message
+        return None
 
     def snapshot(self) -> dict[str, Any]:
         """JSON-ready state for /api/status (no patient data)."""
         with self._lock:
             info = self._info
             rem = self.remaining()
+            guidance = self.guidance()
             return {
                 "state": self._state.value,
                 "remaining_s": None if rem is None else round(rem, 2),
                 "trial_seq": info.seq if info else None,
                 "reasons": [r.code for r in info.reasons] if info else [],
                 "reference": bool(info and info.is_reference),
+                "guidance": guidance.to_json() if guidance is not None else None,
+                "phase": self._phase,
+                "prompt": self._prompt(guidance),
             }
 
     def add_listener(self, fn: Listener) -> None:
@@ -255,6 +369,14 @@ class TrialRecorder:
 
     def remove_listener(self, fn: Listener) -> None:
         self._listeners.remove(fn)
+
+    def add_cue_listener(self, fn: CueListener) -> None:
+        """``fn(cue)`` for every :class:`Cue`; called like state listeners (under the lock,
+        in the thread that caused it: keep it short)."""
+        self._cue_listeners.append(fn)
+
+    def remove_cue_listener(self, fn: CueListener) -> None:
+        self._cue_listeners.remove(fn)
 
     # -- commands ------------------------------------------------------------------------
     def start(
@@ -322,9 +444,13 @@ class TrialRecorder:
         """Feed one tracker observation (every frame, hand or not)."""
         with self._lock:
             now = self._clock()
+            self._guide.add(obs, now)
             if self._state is S.RECORDING:
                 self._obs.append(obs)
                 self._last_obs_at = now
+                if obs.detected:
+                    self._last_hand_at = now
+                    self._hand_seen = True
             self.tick(now)
 
     def tick(self, now: float | None = None) -> None:
@@ -333,14 +459,13 @@ class TrialRecorder:
             now = self._clock() if now is None else now
             elapsed = now - self._entered
             st, tm = self._state, self.timing
-            if st is S.COUNTDOWN and elapsed >= tm.countdown_s:
-                self._obs = []
-                self._last_obs_at = now
-                assert self._info is not None
-                self._transition(S.RECORDING, replace(self._info, recording_started_at=self._wall()), now)
+            if st is S.COUNTDOWN:
+                self._tick_countdown(now, elapsed)
             elif st is S.RECORDING:
                 if elapsed >= tm.recording_s:
                     self._end_recording(now)
+                elif tm.hand_lost_s is not None and self._last_obs_at - self._last_hand_at >= tm.hand_lost_s:
+                    self._hand_lost(now)
                 elif now - self._last_obs_at >= tm.max_gap_s:
                     self._finish(
                         S.REJECTED,
@@ -361,6 +486,77 @@ class TrialRecorder:
                 }[st]
                 if elapsed >= hold:
                     self._transition(S.IDLE, self._info, now)
+            if self._state is S.RECORDING:
+                at_open = now - self._entered >= tm.open_cue_fraction * tm.recording_s
+                self._set_phase("open" if at_open else "close", now)
+
+    def _tick_countdown(self, now: float, elapsed: float) -> None:
+        """Count down; with hand watching, only while the hand is ready (module doc)."""
+        tm = self.timing
+        if tm.hand_wait_s is not None:
+            guidance = self._guide.judge(self._expected_side(), now)
+            self._set_guidance(guidance, now)
+            if not guidance.ready:
+                self._count_from = None
+                self._set_phase("waiting", now)
+                if elapsed >= tm.countdown_s + tm.hand_wait_s:
+                    reason = QualityReason(guidance.code, guidance.not_started(elapsed))
+                    self._finish(S.REJECTED, (reason,), now)
+                return
+            if self._count_from is None:
+                self._count_from = now
+            self._set_phase("counting", now)
+        if self._count_from is not None and now - self._count_from >= tm.countdown_s:
+            self._obs = []
+            self._last_obs_at = now
+            self._last_hand_at = now
+            self._hand_seen = False
+            assert self._info is not None
+            self._transition(S.RECORDING, replace(self._info, recording_started_at=self._wall()), now)
+
+    def _set_guidance(self, guidance: Guidance, now: float) -> None:
+        """Keep the latest judgement; tell cue listeners when its code changes."""
+        old, self._guidance = self._guidance, guidance
+        if old is None or old.code != guidance.code:
+            self._cue(Cue("guidance", guidance.code, guidance.message, now, self._info, guidance))
+
+    def _set_phase(self, phase: str | None, now: float) -> None:
+        if phase == self._phase:
+            return
+        self._phase = phase
+        if phase in ("close", "open"):
+            self._cue(Cue("phase", phase, PHASE_TEXT[phase], now, self._info))
+
+    def _cue(self, cue: Cue) -> None:
+        for fn in list(self._cue_listeners):
+            try:
+                fn(cue)
+            except Exception:
+                log.exception("recorder cue listener %r failed", fn)
+
+    def _hand_lost(self, now: float) -> None:
+        """Frames arrive but show no hand for ``hand_lost_s``: stop early, keep the frames."""
+        assert self._info is not None
+        gone = self._last_obs_at - self._last_hand_at
+        since = self._last_hand_at - self._entered
+        if self._hand_seen:
+            reason = QualityReason(
+                "hand_lost",
+                f"the hand left the picture {since:.1f} s into the recording and stayed away for "
+                f"{gone:.1f} s, so the recording was stopped: keep the whole hand in view until the "
+                "end and start again",
+            )
+        else:
+            reason = QualityReason(
+                "no_hand",
+                f"no hand was seen in the first {gone:.1f} s of the recording, so it was stopped: "
+                "hold the open hand in front of the camera and start again",
+            )
+        obs, self._obs = self._obs, []
+        changes: dict[str, Any] = {"frames": len(obs)}
+        if obs:
+            changes["trial"] = Trial.from_observations(obs, side=self._info.side, mirrored=self._mirrored)
+        self._finish(S.REJECTED, (reason,), now, **changes)
 
     # -- internals -----------------------------------------------------------------------
     def _transition(self, new: RecorderState, info: TrialInfo | None, now: float | None = None) -> None:
@@ -371,6 +567,10 @@ class TrialRecorder:
         self._state = new
         self._entered = self._clock() if now is None else now
         self._info = info
+        self._phase = None
+        if new is S.COUNTDOWN:
+            self._guidance = None
+            self._count_from = None if self.timing.watches_hand else self._entered
         log.info("trial %s: %s → %s", info.seq if info else "-", old.value, new.value)
         change = StateChange(old, new, self._entered, info)
         for fn in list(self._listeners):

@@ -153,9 +153,11 @@ class FakeServices(Appliance):
         self.auto = auto
         self.fps = fps
         self.size = (width, height)
-        self.timing = timing or RecorderTiming()
+        # issue 18: watch the hand as the appliance does (an explicit timing may leave it off)
+        self.timing = timing or RecorderTiming.from_config(TrialConfig())
         config = fake_config(self.timing, unit)
         self.trial_config = config.trial
+        self.hand_visible = True  # issue 18: False takes the hand out of view in every state
         self.next_score: int | None = 2
         self.scores = itertools.cycle(DEMO_SCORES) if auto else None
         self.calls: list[str] = []  # "start", "cancel" — tests assert on history
@@ -346,6 +348,11 @@ class FakeServices(Appliance):
             )
             if tuple(trial.image_size) != (w, h):  # the generator also makes portrait frames
                 continue
+            first = trial.landmarks[0, :, :2]  # issue 18: the countdown shows frame 0, whole
+            m = self.trial_config.edge_margin_px
+            inside = (m <= first).all() and (first <= (w - 1 - m, h - 1 - m)).all()
+            if not (np.isfinite(first).all() and inside):
+                continue
             rule = spec.rule.score(self.decider.prepared(trial))
             if rule.score == score and not rule.details.get("borderline"):
                 break
@@ -364,10 +371,13 @@ class FakeServices(Appliance):
             mt = self._motion_trial
             k = min(self._rec_frames, mt.num_frames - 1) if state is RecorderState.RECORDING else 0
             lm = None if self.next_score is None and state is RecorderState.RECORDING else mt.landmarks[k]
-            label = mt.handedness[k] or label
+            seen = [h for h in mt.handedness if h]  # issue 18: a still countdown shows the usual label
+            label = (mt.handedness[k] if state is RecorderState.RECORDING else None) or (
+                max(set(seen), key=seen.count) if seen else label
+            )
         if state is RecorderState.RECORDING:
             self._rec_frames += 1
-        if lm is None or np.isnan(lm).any():
+        if lm is None or np.isnan(lm).any() or not self.hand_visible:
             return HandObservation(self._frame_index, float(self.clock()), (w, h), False)
         return HandObservation(
             frame_index=self._frame_index,

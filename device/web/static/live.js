@@ -12,7 +12,7 @@
   var el = function (id) { return document.getElementById(id); };
   var video = el("video"), note = el("video-note"), countdown = el("countdown");
   var startBtn = el("start"), cancelForm = el("cancel-form"), resultLink = el("result-link");
-  var sawRunning = false, lastState = root.dataset.state, stillTimer = null;
+  var sawRunning = false, lastState = root.dataset.state, stillTimer = null, idBefore = null;
 
   function showNote(text) {
     if (text) { note.textContent = text; note.hidden = false; } else { note.hidden = true; }
@@ -37,6 +37,7 @@
     el("state-title").textContent = st === "recording" && s.remaining_s != null
       ? t[0] + " · " + Math.ceil(s.remaining_s) + " s" : t[0];
     el("state-hint").textContent = t[1];
+    el("prompt").textContent = s.prompt || "";  // live guidance, "close now"/"open again", or why
     var refNote = el("reference-note");
     if (refNote) {
       refNote.hidden = !s.reference;
@@ -54,9 +55,14 @@
     el("hand-in-view").textContent = handTexts[s.hand_in_view || ""] || handTexts[""] || "";
     if (s.camera && s.camera !== "ok") { showNote(cameraTexts[s.camera] || "Camera problem"); }
     else if (!stillTimer) { showNote(""); }
-    if (running) { sawRunning = true; }
     var last = s.last_trial;
-    if (OUTCOME[st] && last && last.id) {
+    // the newest finished trial when this one began (a row still recording/scoring is this one)
+    if (running && !sawRunning) {
+      idBefore = last && last.status !== "recording" && last.status !== "scoring" ? last.id : null;
+    }
+    if (running) { sawRunning = true; }
+    // a trial that never recorded (no hand in view) stores nothing: stay and show why
+    if (OUTCOME[st] && last && last.id && !(sawRunning && last.id === idBefore)) {
       resultLink.hidden = false;
       resultLink.href = root.dataset.result.replace(/0$/, String(last.id));
       if (sawRunning && lastState !== st) {

@@ -100,6 +100,9 @@ def _status_doc() -> dict[str, Any]:
         "hand_in_view": snap.get("hand_in_view"),
         "reasons": list(snap.get("reasons", []) or []),
         "reference": bool(snap.get("reference", False)),
+        "guidance": snap.get("guidance"),  # issue 18: live guidance and the page's prompt
+        "phase": snap.get("phase"),
+        "prompt": snap.get("prompt"),
         "role": who,
     }
     fleet = snap.get("fleet")
@@ -107,7 +110,11 @@ def _status_doc() -> dict[str, Any]:
         doc["fleet"] = {"state": fleet["state"], "queued": fleet["queued"]}
         if who == "clinician":
             doc["fleet"]["detail"] = fleet.get("detail")
-    if who is None:
+    if who is None:  # issue 18: the side being tested is not shown anonymously
+        guidance = doc["guidance"]
+        if isinstance(guidance, dict) and guidance.get("code") == "wrong_side":
+            doc["guidance"] = {"code": "wrong_side", "message": "Wrong hand: show the hand being tested."}
+        doc["prompt"] = None
         return doc
     own = who == "clinician" or snap.get("patient") == (chosen_patient() or (None,))[0]
     doc["side"] = snap.get("side") if own else None
