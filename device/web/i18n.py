@@ -29,7 +29,7 @@ from babel import Locale, support
 from babel.dates import format_date, format_datetime
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
-from flask import Flask, current_app, request
+from flask import Flask, has_app_context, request
 from flask_babel import Babel, Domain, get_locale
 from flask_babel import gettext as gettext
 from flask_babel import ngettext as ngettext
@@ -46,7 +46,7 @@ LANGUAGES: tuple[str, ...] = tuple(lang for lang in WEB_LANGUAGES if lang != "au
 __all__ = ["LANGUAGES", "N_", "gettext", "init_app", "ngettext", "page_language"]
 
 
-def N_(text: str) -> str:  # noqa: N802 (the conventional gettext marker name)
+def N_(text: str) -> str:
     """Mark ``text`` for translation where it is defined; :func:`gettext` translates it later."""
     return text
 
@@ -68,7 +68,7 @@ def compile_catalogue(lang: str) -> support.Translations | support.NullTranslati
     return support.Translations(buf, domain=DOMAIN)
 
 
-class CatalogueDomain(Domain):  # type: ignore[misc]
+class CatalogueDomain(Domain):
     """Flask-Babel's domain, reading the ``.po`` files (compiled once per language)."""
 
     def __init__(self) -> None:
@@ -85,7 +85,7 @@ class CatalogueDomain(Domain):  # type: ignore[misc]
             return self._compiled[lang]
 
 
-class FlexscoreBabel(Babel):  # type: ignore[misc]
+class FlexscoreBabel(Babel):
     """One shared domain (Flask-Babel 4 makes a new one, and reloads, on every request)."""
 
     def __init__(self, app: Flask, language: str) -> None:
@@ -98,6 +98,8 @@ class FlexscoreBabel(Babel):  # type: ignore[misc]
         return self._domain
 
     def select(self) -> str:
+        if request.path.startswith("/api/"):
+            return SOURCE_LANGUAGE  # the JSON API is read by programs: always English
         if self._language in LANGUAGES:
             return self._language
         return request.accept_languages.best_match(LANGUAGES, default=SOURCE_LANGUAGE) or SOURCE_LANGUAGE
@@ -133,12 +135,20 @@ def number(value: float, digits: int = 0) -> str:
     return str(format_decimal(round(float(value), digits), fmt, locale=_locale()))
 
 
+def percent(share: float) -> str:
+    """A share in [0, 1] as a whole percentage, the page language's way ("90%", "90 %")."""
+    from babel.numbers import format_percent
+
+    return str(format_percent(round(float(share), 2), "#,##0%", locale=_locale()))
+
+
 def init_app(app: Flask, language: str) -> None:
     """Translations for ``app``'s pages; ``language``: "auto" or one of :data:`LANGUAGES`."""
     FlexscoreBabel(app, language)
     app.jinja_env.filters["localtime"] = local_datetime
     app.jinja_env.filters["localdate"] = local_date
     app.jinja_env.filters["number"] = number
+    app.jinja_env.filters["percent"] = percent
     app.jinja_env.globals["page_language"] = page_language
     app.jinja_env.globals["N_"] = N_
     app.jinja_env.policies["ext.i18n.trimmed"] = True
@@ -146,8 +156,6 @@ def init_app(app: Flask, language: str) -> None:
 
 def translate(text: str) -> str:
     """:func:`gettext` when a request is being served, else ``text`` unchanged."""
-    try:
-        current_app._get_current_object()
-    except RuntimeError:
+    if not has_app_context():
         return text
     return str(gettext(text))

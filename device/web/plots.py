@@ -144,7 +144,8 @@ class _Panel:
             if x + half > W - 2:  # the last label would be cut at the right edge
                 anchor, tx = "end", min(W - 2.0, x + half)
             out.append(
-                f'<text x="{tx:.1f}" y="{bottom + 18}" text-anchor="{anchor}" class="tick">{escape(text)}</text>'
+                f'<text x="{tx:.1f}" y="{bottom + 18}" text-anchor="{anchor}" class="tick">'
+                f"{escape(text)}</text>"
             )
         cy = self.top + self.height / 2
         out.append(

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from device.web.i18n import N_, gettext, number
+from device.web.i18n import N_, gettext, number, percent
 
 # state → (headline, instruction)
 STATE_TEXT: dict[str, tuple[str, str]] = {
@@ -82,12 +82,18 @@ REASON_ADVICE: dict[str, str] = {
     "wrong_side": N_("The camera saw the other hand. Use the hand that is being tested."),
     "stopped_early": N_("The recording was stopped too early. Let it run until it ends by itself."),
     "too_short": N_("The recording was too short. Let it run until it ends by itself."),
-    "camera_stalled": N_("The camera paused during the recording. Try again; if it happens again, tell your clinician."),
+    "camera_stalled": N_(
+        "The camera paused during the recording. Try again; if it happens again, tell your clinician."
+    ),
     "camera_lost": N_("The camera stopped working. Tell your clinician."),
     "disk_full": N_("The appliance's storage is full. Tell your clinician."),
     "not_saved": N_("The trial could not be saved. Tell your clinician."),
-    "scoring_failed": N_("Something went wrong while scoring. Try again; if it happens again, tell your clinician."),
-    "not_scorable": N_("The movement could not be judged. Open your hand fully first, then close it as far as you can."),
+    "scoring_failed": N_(
+        "Something went wrong while scoring. Try again; if it happens again, tell your clinician."
+    ),
+    "not_scorable": N_(
+        "The movement could not be judged. Open your hand fully first, then close it as far as you can."
+    ),
     "reference_unusable": N_("The unaffected hand could not be used as the reference. Record it again."),
     "cancelled": N_("The trial was cancelled."),
 }
@@ -117,14 +123,14 @@ def advice(reasons: list[dict[str, str]]) -> list[str]:
 
 def quality_rows(quality: dict[str, object] | None) -> list[tuple[str, str]]:
     """(label, value) rows of a quality report for the result page, rounded for people
-    ("5.9 s", "123 px", "87 %")."""
+    ("5.9 s", "123 px", "87%")."""
     rows: list[tuple[str, str]] = []
     for key, (label, unit) in QUALITY_TEXT.items():
         if not quality or key not in quality or quality[key] is None:
             continue
         value = quality[key]
         if unit == "%" and isinstance(value, int | float):
-            text = f"{number(float(value) * 100)} %"
+            text = percent(float(value))
         elif unit == "s" and isinstance(value, int | float):
             text = f"{number(float(value), 1)} s"
         elif isinstance(value, float):

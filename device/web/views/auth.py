@@ -9,8 +9,8 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, s
 from werkzeug.wrappers import Response
 
 from device.errors import InputError
-from device.web.i18n import gettext
 from device.web.access import PATIENT_SESSION_KEY, csrf_token, role, state, store
+from device.web.i18n import gettext
 from device.web.security import check_password
 from device.web.services import resolve_patient
 
@@ -61,7 +61,8 @@ def login_post() -> Response | tuple[str, int, dict[str, str]]:
     target = _safe_next(request.form.get("next"))
     if wait is not None:
         log.warning("login rate limit reached for a client")
-        flash(gettext("Too many wrong passwords. Try again in %(minutes)s min.", minutes=f"{wait / 60:.0f}"), "error")
+        minutes = f"{wait / 60:.0f}"
+        flash(gettext("Too many wrong passwords. Try again in %(minutes)s min.", minutes=minutes), "error")
         page = render_template("login.html", next=target, has_password=st.password_hash is not None)
         return page, 429, {"Retry-After": str(int(wait))}
     if check_password(st.password_hash, request.form.get("password", "")):

@@ -22,18 +22,25 @@ COLOUR_NAME = {
 }  # fmt: skip
 # (state, score) → (what you see on a single LED, what it means)
 LED_ROWS: tuple[tuple[PanelState, int | None, str, str], ...] = (
-    (PanelState.IDLE, None, N_("a short blink every 3 seconds"), N_("Ready. Press the button to start.")),
-    (PanelState.COUNTDOWN, None, N_("blinks twice a second"), N_("Get ready: open your hand. Press again to cancel.")),
-    (PanelState.RECORDING, None, N_("steady on"), N_("Recording: close your hand into a fist, then open it.")),
+    (PanelState.IDLE, None, N_("a short blink every 3 seconds"),
+     N_("Ready. Press the button to start.")),
+    (PanelState.COUNTDOWN, None, N_("blinks twice a second"),
+     N_("Get ready: open your hand. Press again to cancel.")),
+    (PanelState.RECORDING, None, N_("steady on"),
+     N_("Recording: close your hand into a fist, then open it.")),
     (PanelState.SCORING, None, N_("fast flicker"), N_("Working out the result. Please wait.")),
     (PanelState.RESULT, 2, N_("two blinks, pause"), N_("Result: score 2, the fingers closed fully.")),
-    (PanelState.RESULT, 1, N_("one blink, pause"), N_("Result: score 1, the fingers closed part of the way.")),
+    (PanelState.RESULT, 1, N_("one blink, pause"),
+     N_("Result: score 1, the fingers closed part of the way.")),
     (PanelState.RESULT, 0, N_("one long flash, pause"), N_("Result: score 0, the fingers did not close.")),
     (PanelState.NOT_SCORABLE, None, N_("two long flashes, pause"),
      N_("Not scorable: the camera could not judge the movement. See below.")),
-    (PanelState.ERROR, None, N_("three fast blinks, pause"), N_("Something went wrong. Try again; if it repeats, tell your clinician.")),
-    (PanelState.CAMERA_LOST, None, N_("two fast blinks, pause"), N_("The camera is not working. Tell your clinician.")),
-    (PanelState.SAFE, None, N_("off"), N_("Safe to switch off (after a long press). Press the button to wake it.")),
+    (PanelState.ERROR, None, N_("three fast blinks, pause"),
+     N_("Something went wrong. Try again; if it repeats, tell your clinician.")),
+    (PanelState.CAMERA_LOST, None, N_("two fast blinks, pause"),
+     N_("The camera is not working. Tell your clinician.")),
+    (PanelState.SAFE, None, N_("off"),
+     N_("Safe to switch off (after a long press). Press the button to wake it.")),
 )  # fmt: skip
 
 

@@ -19,8 +19,8 @@ from device.web.access import (
     services,
     state,
 )
-from device.web.live import BOUNDARY, MjpegStream
 from device.web.i18n import gettext
+from device.web.live import BOUNDARY, MjpegStream
 from device.web.texts import CAMERA_TEXT, HAND_TEXT, PATIENT_STATE_TEXT, STATE_TEXT, translated
 
 log = logging.getLogger(__name__)
