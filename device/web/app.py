@@ -152,7 +152,8 @@ def create_app(
             resp = json_error(code, message or exc.name)
         else:  # a page: HTML in the page's language (Flask's Response is text/html)
             title = translate(ERROR_TITLE.get(code, exc.name))
-            page = render_template("error.html", code=code, title=title, message=translate(message or ""))
+            text = translate(message) if message else ""
+            page = render_template("error.html", code=code, title=title, message=text)
             resp = HtmlResponse(page, code, mimetype="text/html")
         for key, value in exc.get_headers():
             if key.lower() not in ("content-type", "content-length"):

@@ -358,7 +358,7 @@ def history_svg(points: Sequence[HistoryPoint]) -> Markup:
         f'<text x="{LEFT + 400}" y="19" class="legend">{escape(translate("NS = not scorable (×)"))}</text>'
     )
     n_scored = len(scored)
-    desc = (
-        f"{len(points)} trials, {n_scored} scored automatically, from {xtext[xt[0]]} to {xtext[xt[-1]]}."
-    )
+    desc = translate("%(n)s trials, %(scored)s scored automatically, from %(first)s to %(last)s.") % {
+        "n": len(points), "scored": n_scored, "first": xtext[xt[0]], "last": xtext[xt[-1]],
+    }  # fmt: skip
     return _svg(250, translate("Scores over time"), desc, body, "hist")

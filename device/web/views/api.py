@@ -24,6 +24,7 @@ from device.web.access import (
     state,
     store,
 )
+from device.web.i18n import N_
 from device.web.queries import iter_trials, trial_view, trial_views
 from device.web.views.history import parse_filter
 from device.web.views.results import parse_clinician, parse_label
@@ -178,7 +179,7 @@ def trial(trial_id: int) -> Response:
 
 
 REFERENCE_NO_LABEL = "this is a reference trial of the unaffected hand: it has no Fugl-Meyer score to label"
-REFERENCE_FORBIDDEN = (
+REFERENCE_FORBIDDEN = N_(
     "only a clinician can record a reference trial of the unaffected hand: it changes how the "
     "session's next trials are scored"
 )

@@ -10,7 +10,7 @@ from werkzeug.wrappers import Response
 
 from device.errors import InputError
 from device.web.access import PATIENT_SESSION_KEY, csrf_token, role, state, store
-from device.web.i18n import gettext
+from device.web.i18n import N_, gettext
 from device.web.security import check_password
 from device.web.services import resolve_patient
 
@@ -97,7 +97,7 @@ def login_patient() -> Response:
                 return redirect(url_for("live.index"))
             handed = [code, side if side in ("left", "right") else None]
     elif code:
-        abort(403, description="only a clinician can choose the patient of patient mode")
+        abort(403, description=N_("only a clinician can choose the patient of patient mode"))
     _start_session("patient")
     if handed is not None:
         session[PATIENT_SESSION_KEY] = handed

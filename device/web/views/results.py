@@ -231,7 +231,8 @@ def label(trial_id: int) -> Response:
         score, comment = parse_label(request.form.get("score"), request.form.get("comment"))
         who = parse_clinician(request.form.get("clinician"))
     except ValueError as exc:
-        flash(gettext(str(exc).capitalize() + "."), "error")
+        message = str(exc).capitalize() + "."  # one of LABEL_ERRORS
+        flash(gettext(message), "error")
         return redirect(url_for("results.show", trial_id=trial_id, _anchor="label"))
     st.add_label(trial_id, who, score, comment)
     log.info("clinician label stored for trial %d", trial_id)
