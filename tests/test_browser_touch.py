@@ -36,8 +36,11 @@ TOO_WIDE_JS = """() => {
   const w = document.documentElement.clientWidth, out = [];
   for (const el of document.querySelectorAll('body *')) {
     const r = el.getBoundingClientRect(), cs = getComputedStyle(el);
-    if (r.width === 0 || r.height === 0 || cs.visibility === 'hidden' || el.closest('.visually-hidden, .skip')) continue;
-    if (r.right > w + 0.5 || r.width > w + 0.5) out.push(el.tagName + (el.id ? '#' + el.id : '') + '.' + el.className + ' ' + Math.round(r.right));
+    if (r.width === 0 || r.height === 0 || cs.visibility === 'hidden') continue;
+    if (el.closest('.visually-hidden, .skip')) continue;
+    if (r.right > w + 0.5 || r.width > w + 0.5) {
+      out.push(el.tagName + (el.id ? '#' + el.id : '') + '.' + el.className + ' ' + Math.round(r.right));
+    }
   }
   return out.slice(0, 10);
 }"""
@@ -72,8 +75,8 @@ def _in_view(page: Any, selector: str) -> None:
     vw, vh = page.viewport_size["width"], page.viewport_size["height"]
     assert box is not None, f"{selector} is not shown"
     assert page.evaluate("window.scrollY") == 0
-    assert 0 <= box["x"] and box["x"] + box["width"] <= vw, (selector, box, vw)
-    assert 0 <= box["y"] and box["y"] + box["height"] <= vh, (selector, box, vh)
+    assert box["x"] >= 0 and box["x"] + box["width"] <= vw, (selector, box, vw)
+    assert box["y"] >= 0 and box["y"] + box["height"] <= vh, (selector, box, vh)
 
 
 def _not_too_wide(page: Any, what: str) -> None:
@@ -96,7 +99,8 @@ def test_start_and_cancel_in_view(
             page.get_by_role("button", name="Hand over to the patient").click()
             page.wait_for_selector("#patient-note", timeout=WAIT_MS)
             assert page.locator(".role-patient").count() == 1
-            size = page.evaluate("parseFloat(getComputedStyle(document.getElementById('state-hint')).fontSize)")
+            hint = "document.getElementById('state-hint')"
+            size = page.evaluate(f"parseFloat(getComputedStyle({hint}).fontSize)")
             assert size >= 20, f"patient instructions are {size}px"
         _in_view(page, "#start")
         _in_view(page, "#hand-in-view")
@@ -176,7 +180,8 @@ def test_error_pages_german_and_print(served: tuple[str, FakeServices], browser:
 
 def test_two_labels_in_the_browser(served: tuple[str, FakeServices], browser: Any) -> None:
     server, fake = served
-    trial = fake.store.get_trial(fake.add_past_trial("L001", "left", 2, datetime.now(UTC) - timedelta(minutes=5)))
+    trial_id = fake.add_past_trial("L001", "left", 2, datetime.now(UTC) - timedelta(minutes=5))
+    trial = fake.store.get_trial(trial_id)
     assert trial is not None
     ctx = browser.new_context(viewport={"width": 800, "height": 480})
     page = ctx.new_page()
@@ -193,11 +198,14 @@ def test_two_labels_in_the_browser(served: tuple[str, FakeServices], browser: An
         _shot(page, "touch-labels", 800)
         api = page.request.get(f"{server}/api/trials/{trial.id}").json()
         assert api["label"]["score"] == 2
-        assert [(h["score"], h["comment"]) for h in api["label_history"]] == [(1, "mis-tap"), (2, "full fist after all")]
+        history = [(h["score"], h["comment"]) for h in api["label_history"]]
+        assert history == [(1, "mis-tap"), (2, "full fist after all")]
         page.goto(f"{server}/history?patient=L001", wait_until="domcontentloaded")
         assert page.locator("td.clinician-label").first.inner_text().startswith("2")
-        rows = list(csv.DictReader(io.StringIO(page.request.get(f"{server}/export/trials.csv?patient=L001").text())))
-        assert rows[0]["clinician_score"] == "2" and json.loads(rows[0]["earlier_labels"])[0]["comment"] == "mis-tap"
+        text = page.request.get(f"{server}/export/trials.csv?patient=L001").text()
+        rows = list(csv.DictReader(io.StringIO(text)))
+        assert rows[0]["clinician_score"] == "2"
+        assert json.loads(rows[0]["earlier_labels"])[0]["comment"] == "mis-tap"
         doc = page.request.get(f"{server}/export/trials.json?patient=L001").json()
         assert doc["trials"][0]["label"]["comment"] == "full fist after all"
         day = trial.started_at.astimezone().date().isoformat()
