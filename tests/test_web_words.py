@@ -149,3 +149,18 @@ def test_status_shows_the_real_address_and_the_scorer(app: Flask) -> None:
         ModelInfo("scorer_hand_int8", "scorer", "", "cd", 1),
     )
     assert [use for _, use in mark_in_use(models, "scorer_hand_int8")] == ["tracker", "scorer"]
+
+
+def test_history_chart_shows_its_last_date() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from device.web.plots import HistoryPoint, W, history_svg
+
+    now = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
+    for days in ((0, 9, 20), (0, 0.2, 0.5)):  # dates only; dates with times (longer labels)
+        svg = str(history_svg([HistoryPoint(now - timedelta(days=d), 1, None, "scored") for d in days]))
+        ticks = re.findall(r'<text x="([\d.]+)" y="[\d.]+" text-anchor="(\w+)" class="tick">([^<]+)</text>', svg)
+        x, anchor, text = ticks[-1]
+        right = float(x) + (len(text) * 3.7 if anchor == "middle" else 0)
+        assert text.strip() and right <= W, (x, anchor, text)  # the last date is drawn inside
+    assert anchor == "end"  # a long last label is right-aligned to stay inside
