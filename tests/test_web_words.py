@@ -159,7 +159,8 @@ def test_history_chart_shows_its_last_date() -> None:
     now = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
     for days in ((0, 9, 20), (0, 0.2, 0.5)):  # dates only; dates with times (longer labels)
         svg = str(history_svg([HistoryPoint(now - timedelta(days=d), 1, None, "scored") for d in days]))
-        ticks = re.findall(r'<text x="([\d.]+)" y="[\d.]+" text-anchor="(\w+)" class="tick">([^<]+)</text>', svg)
+        tick = r'<text x="([\d.]+)" y="[\d.]+" text-anchor="(\w+)" class="tick">([^<]+)</text>'
+        ticks = re.findall(tick, svg)
         x, anchor, text = ticks[-1]
         right = float(x) + (len(text) * 3.7 if anchor == "middle" else 0)
         assert text.strip() and right <= W, (x, anchor, text)  # the last date is drawn inside
