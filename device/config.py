@@ -362,6 +362,9 @@ class StoreConfig:
         return Path(self.path).expanduser() if self.path else Path(state_dir) / "flexscore.db"
 
 
+WEB_LANGUAGES: tuple[str, ...] = ("auto", "en", "de")  # the page's translations (device/web/i18n.py)
+
+
 @dataclass(frozen=True)
 class WebConfig:
     """The local web page (device/web/), served by waitress from the composition root.
@@ -388,6 +391,8 @@ class WebConfig:
     allowed_hosts: tuple[str, ...] = ()
     request_timeout_s: float = 10.0  # a request must arrive whole within this; a stalled answer is dropped
     idle_timeout_s: float = 30.0  # an idle keep-alive connection is closed after this
+    # The page's language: "auto" follows the browser (Accept-Language), else "en" or "de"
+    language: str = "auto"
 
     def __post_init__(self) -> None:
         _check(bool(self.host.strip()), "web.host", "must not be empty")
@@ -421,6 +426,11 @@ class WebConfig:
             )
         _check(0.5 <= self.request_timeout_s <= 300, "web.request_timeout_s", "must be in [0.5, 300] s")
         _check(1 <= self.idle_timeout_s <= 3600, "web.idle_timeout_s", "must be in [1, 3600] s")
+        _check(
+            self.language in WEB_LANGUAGES,
+            "web.language",
+            f"must be one of {', '.join(WEB_LANGUAGES)} (auto: the browser's language)",
+        )
 
 
 def is_loopback_host(host: str) -> bool:

@@ -53,6 +53,10 @@ def test_reference_then_affected_hand_in_the_browser(
 
         page.get_by_role("link", name="New trial").click()
         page.wait_for_selector("#session-reference", timeout=WAIT_MS)
+        page.get_by_label("Patient code").fill(code + "X")  # another patient: not compared (issue 18)
+        assert page.locator("#session-reference").is_hidden()
+        page.get_by_label("Patient code").fill(code)
+        assert page.locator("#session-reference").is_visible()
         assert not page.get_by_label("Record the other (unaffected) hand first").is_checked()
         fake.next_score = 2  # (the fake draws a full closure most reliably in frame)
         page.get_by_role("button", name="Start").click()

@@ -87,7 +87,7 @@ def test_kill_9_during_recording_then_restart_lists_the_trial_as_interrupted(
     detail = second.get(f"/api/trials/{new_id}")
     assert "crashed or lost power" in str(detail)
     old = second.get(f"/api/trials/{old_id}")
-    assert [(lab["score"], lab["comment"]) for lab in old["labels"]] == [(2, "full fist")]
+    assert [(lab["score"], lab["comment"]) for lab in old["label_history"]] == [(2, "full fist")]
     rc, _ = second.terminate()
     assert rc == 0
     assert integrity(second.db) == "ok"

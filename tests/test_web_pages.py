@@ -320,7 +320,8 @@ def test_api_trials_filters_and_paging(clinician: FlaskClient, fake: FakeService
     assert clinician.get("/api/trials?status=bogus").status_code == 400
     assert clinician.get("/api/trials?limit=x").status_code == 400
     one = clinician.get(f"/api/trials/{doc['trials'][1]['id']}").get_json()
-    assert one["labels"][0]["score"] == 1 and one["automatic"]["probabilities"]
+    assert one["label"]["score"] == 1
+    assert one["label_history"][0]["current"] and one["automatic"]["probabilities"]
 
 
 def test_status_page(patient: FlaskClient) -> None:

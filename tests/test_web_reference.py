@@ -115,6 +115,10 @@ def test_reference_then_affected_trial_result_page_and_exports(app: Flask, fake:
         sess["patient_code"], sess["side"] = "P011", "right"
     live = clin.get("/").text
     assert 'id="session-reference"' in live and f"reference trial #{ref.id}" in live
+    assert 'data-patient="P011"' in live  # live.js hides it once another code is typed
+    with clin.session_transaction() as sess:  # issue 18: switching to another patient drops it
+        sess["patient_code"] = "P099"
+    assert 'id="session-reference"' not in clin.get("/").text
 
     rows = list(csv.DictReader(io.StringIO(clin.get("/export/trials.csv").text)))
     by_id = {int(r["trial_id"]): r for r in rows}

@@ -14,6 +14,7 @@ from werkzeug.wrappers import Response
 
 from device.config import WebConfig
 from device.store import Store, TrialRecord
+from device.web.i18n import N_
 from device.web.live import StreamLimiter
 from device.web.security import (
     RANK,
@@ -90,7 +91,7 @@ def check_csrf() -> None:
     given = request.headers.get(CSRF_HEADER) or request.form.get(CSRF_FIELD)
     if not same_token(session.get("csrf"), given):
         log.warning("rejected %s %s without a valid CSRF token", request.method, request.path)
-        abort(400, description="missing or invalid CSRF token: reload the page and try again")
+        abort(400, description=N_("missing or invalid CSRF token: reload the page and try again"))
 
 
 def require(min_role: str) -> Callable[[F], F]:
@@ -116,11 +117,13 @@ def require(min_role: str) -> Callable[[F], F]:
 
 
 PATIENT_SESSION_KEY = "chosen_patient"  # [code, side] handed over by a clinician
-NO_OTHER_PATIENT = (
+NO_OTHER_PATIENT = N_(
     "in patient mode trials are recorded only for the patient the clinician chose for this "
     "unit; ask the clinician to start or hand over the session"
 )
-NOT_YOUR_TRIAL = "this trial was started by the clinician: only the clinician (or the button) can cancel it"
+NOT_YOUR_TRIAL = N_(
+    "this trial was started by the clinician: only the clinician (or the button) can cancel it"
+)
 
 
 def chosen_patient() -> tuple[str, str | None] | None:
@@ -220,7 +223,7 @@ def check_host() -> None:
     header = request.environ.get("HTTP_HOST")
     if not state().hosts.allows(header):
         log.warning("refused a request for a host name that is not this device's")
-        abort(400, description="unknown host name: open the page with the device's own name or address")
+        abort(400, description=N_("unknown host name: open the page with the device's own name or address"))
 
 
 def init_app(app: Flask) -> None:

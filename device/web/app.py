@@ -10,14 +10,16 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, render_template, request
+from flask import Response as HtmlResponse
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
 from werkzeug.wrappers import Response
 
 from device import __version__
 from device.config import WebConfig
-from device.web import access
+from device.web import access, i18n
 from device.web.access import WebState, is_api, json_error
+from device.web.i18n import N_, translate
 from device.web.live import StreamLimiter
 from device.web.security import (
     SECRET_FILE_NAME,
@@ -33,15 +35,26 @@ from device.web.views import BLUEPRINTS
 log = logging.getLogger(__name__)
 
 ERROR_TEXT = {
-    400: "The request was not understood.",
-    401: "Please log in first.",
-    403: "This page is for the clinician. Log in with the clinician password.",
-    404: "There is nothing here.",
-    405: "That action is not allowed here.",
-    413: "The request is too large.",
-    429: "Too many attempts. Wait a few minutes and try again.",
-    500: "Something went wrong on the appliance.",
-    503: "The appliance is busy. Try again in a moment.",
+    400: N_("The request was not understood."),
+    401: N_("Please log in first."),
+    403: N_("This page is for the clinician. Log in with the clinician password."),
+    404: N_("There is nothing here."),
+    405: N_("That action is not allowed here."),
+    413: N_("The request is too large."),
+    429: N_("Too many attempts. Wait a few minutes and try again."),
+    500: N_("Something went wrong on the appliance."),
+    503: N_("The appliance is busy. Try again in a moment."),
+}
+ERROR_TITLE = {
+    400: N_("Bad request"),
+    401: N_("Please log in"),
+    403: N_("Not for this role"),
+    404: N_("Not found"),
+    405: N_("Not allowed"),
+    413: N_("Too large"),
+    429: N_("Too many attempts"),
+    500: N_("Appliance error"),
+    503: N_("Busy"),
 }
 
 
@@ -125,6 +138,7 @@ def create_app(
     )
     app.url_map.converters["int"] = RowIdConverter  # before any route is added
     access.init_app(app)
+    i18n.init_app(app, cfg.language)
     app.jinja_env.globals["software_version"] = __version__
     for bp in BLUEPRINTS:
         app.register_blueprint(bp)
@@ -136,10 +150,11 @@ def create_app(
         message = exc.description if code in (400, 403, 404) and custom else ERROR_TEXT.get(code, exc.name)
         if is_api() or request.accept_mimetypes.best == "application/json":
             resp = json_error(code, message or exc.name)
-        else:
-            resp = Response(
-                render_template("error.html", code=code, title=exc.name, message=message), code
-            )
+        else:  # a page: HTML in the page's language (Flask's Response is text/html)
+            title = translate(ERROR_TITLE.get(code, exc.name))
+            text = translate(message) if message else ""
+            page = render_template("error.html", code=code, title=title, message=text)
+            resp = HtmlResponse(page, code, mimetype="text/html")
         for key, value in exc.get_headers():
             if key.lower() not in ("content-type", "content-length"):
                 resp.headers[key] = value

@@ -14,7 +14,10 @@ response answers:
 * one ``trial`` group per trial: id, start time, status, role ("assessment" or
   "reference": a recording of the unaffected hand, which never gives the session score),
   automatic score, scoring mode ("absolute"/"reference") and the reference trial's id,
-  confidence, rule score, review flag, clinician score and comment, reasons.
+  confidence, rule score, review flag, reasons, and the current clinician label (the newest:
+  ``clinician-score``, ``clinician-comment``, ``clinician-labelled-at``, ``clinician-name``);
+  labels it replaced stay in ``clinician-label-history`` (one ``earlier-label`` group each,
+  oldest first, with ``earlier-score`` / ``-comment`` / ``-labelled-at`` / ``-name``).
 
 The subject is referenced by the pseudonymous patient code only (an identifier), never a
 name. The structure uses nothing that differs between R4 (4.0.1) and R4B (4.3.0); tests
@@ -27,6 +30,7 @@ import re
 from datetime import datetime
 from typing import Any
 
+from device.store import Label
 from device.web.queries import SCORE_TEXT, Session, TrialView
 from device.web.services import software_version
 
@@ -49,6 +53,17 @@ def _item(link_id: str, text: str, answer: dict[str, Any] | None) -> dict[str, A
     if answer is not None:
         item["answer"] = [answer]
     return item
+
+
+def _label_items(lab: Label, prefix: str, who: str) -> list[dict[str, Any]]:
+    """A clinician label's score, comment, time and clinician as QuestionnaireResponse items."""
+    answer = {"valueInteger": lab.score} if lab.score is not None else {"valueString": "not scorable"}
+    items = [_item(f"{prefix}-score", f"{who} score", answer)]
+    if lab.note:
+        items.append(_item(f"{prefix}-comment", f"{who} comment", {"valueString": lab.note}))
+    items.append(_item(f"{prefix}-labelled-at", f"{who} score given", {"valueDateTime": _dt(lab.created_at)}))
+    items.append(_item(f"{prefix}-name", f"{who} score given by", {"valueString": lab.clinician}))
+    return items
 
 
 def _trial_group(v: TrialView) -> dict[str, Any]:
@@ -91,12 +106,18 @@ def _trial_group(v: TrialView) -> dict[str, Any]:
             )
         items.append(_item("review", "Flagged for clinician review", {"valueBoolean": bool(s.review)}))
     if lab is not None:
-        if lab.score is not None:
-            items.append(_item("clinician-score", "Clinician's score", {"valueInteger": lab.score}))
-        else:
-            items.append(_item("clinician-score", "Clinician's score", {"valueString": "not scorable"}))
-        if lab.note:
-            items.append(_item("clinician-comment", "Clinician's comment", {"valueString": lab.note}))
+        items.extend(_label_items(lab, "clinician", "Clinician's"))
+    if v.earlier_labels:
+        earlier = [
+            {"linkId": "earlier-label", "text": "A replaced clinician score",
+             "item": _label_items(old, "earlier", "Replaced")}
+            for old in v.earlier_labels
+        ]  # fmt: skip
+        items.append(
+            {"linkId": "clinician-label-history",
+             "text": "Earlier clinician scores, replaced by the current one (oldest first)",
+             "item": earlier}
+        )  # fmt: skip
     for r in t.reasons:
         if r.get("message"):
             items.append(_item("reason", "Why not scorable / notes", {"valueString": r["message"]}))

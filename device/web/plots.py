@@ -23,6 +23,7 @@ from device.errors import InputError
 from device.scoring.rules import FINGERS, finger_closure
 from device.trial.features import feature_names, trial_features
 from device.trial.types import Trial
+from device.web.i18n import N_, translate
 
 log = logging.getLogger(__name__)
 
@@ -138,8 +139,13 @@ class _Panel:
             out.append(
                 f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{bottom}" y2="{bottom + 5}" stroke="#555555"/>'
             )
+            half = len(text) * 3.7  # about half the label's width at the tick font size
+            anchor, tx = "middle", x
+            if x + half > W - 2:  # the last label would be cut at the right edge
+                anchor, tx = "end", min(W - 2.0, x + half)
             out.append(
-                f'<text x="{x:.1f}" y="{bottom + 18}" text-anchor="middle" class="tick">{escape(text)}</text>'
+                f'<text x="{tx:.1f}" y="{bottom + 18}" text-anchor="{anchor}" class="tick">'
+                f"{escape(text)}</text>"
             )
         cy = self.top + self.height / 2
         out.append(
@@ -202,7 +208,7 @@ def flexion_svg(series: TrialSeries, reference: TrialSeries | None = None) -> Ma
     xt = _ticks(0.0, tmax)
     shift = 22 if reference is not None else 0  # room for the second legend row
     top = _Panel(34 + shift, 170, (0.0, tmax), (0.0, 100.0))
-    body = top.axes("Flexion (% of fist)", (0, 25, 50, 75, 100), xt)
+    body = top.axes(translate("Flexion (% of fist)"), (0, 25, 50, 75, 100), xt)
     if reference is not None:
         for k, name in enumerate(FINGERS):
             colour, dash = FINGER_STYLE[name]
@@ -222,22 +228,22 @@ def flexion_svg(series: TrialSeries, reference: TrialSeries | None = None) -> Ma
         dash_attr = f' stroke-dasharray="{dash}"' if dash else ""
         body.append(
             f'<line x1="{x}" x2="{x + 30}" y1="16" y2="16" stroke="{colour}" stroke-width="3"{dash_attr}/>'
-            f'<text x="{x + 36}" y="21" class="legend">{escape(name.capitalize())}</text>'
+            f'<text x="{x + 36}" y="21" class="legend">{escape(translate(FINGER_NAMES[name]))}</text>'
         )
         x += 112
     body.append(
         f'<line x1="{x}" x2="{x + 30}" y1="16" y2="16" stroke="{OPENNESS_COLOUR}" stroke-width="3"/>'
-        f'<text x="{x + 36}" y="21" class="legend">Openness</text>'
+        f'<text x="{x + 36}" y="21" class="legend">{escape(translate("Openness"))}</text>'
     )
     if reference is not None:
         body.append(
             f'<line x1="{LEFT}" x2="{LEFT + 30}" y1="38" y2="38" stroke="{OPENNESS_COLOUR}" '
             'stroke-width="3"/>'
-            f'<text x="{LEFT + 36}" y="43" class="legend">Affected hand (thick)</text>'
+            f'<text x="{LEFT + 36}" y="43" class="legend">{escape(translate("Affected hand (thick)"))}</text>'
             f'<line x1="{LEFT + 224}" x2="{LEFT + 254}" y1="38" y2="38" stroke="{OPENNESS_COLOUR}" '
             f'stroke-width="{REFERENCE_WIDTH}" stroke-opacity="{REFERENCE_OPACITY:g}"/>'
             f'<text x="{LEFT + 260}" y="43" class="legend">'
-            "Unaffected hand, the reference (thin, light)</text>"
+            f'{escape(translate("Unaffected hand, the reference (thin, light)"))}</text>'
         )
     op = series.openness
     omax = max(1.0, float(np.nanmax(op)) * 1.1) if op.size else 1.0
@@ -245,7 +251,9 @@ def flexion_svg(series: TrialSeries, reference: TrialSeries | None = None) -> Ma
         omax = max(omax, float(np.nanmax(reference.openness)) * 1.1)
     yt = [v for v in _ticks(0.0, omax, 3) if v <= omax]
     low = _Panel(244 + shift, 100, (0.0, tmax), (0.0, omax))
-    body += low.axes("Openness (palm sizes)", yt, xt, "Time since recording started (s)")
+    body += low.axes(
+        translate("Openness (palm sizes)"), yt, xt, translate("Time since recording started (s)")
+    )
     if reference is not None:
         body.append(
             low.line(
@@ -259,13 +267,13 @@ def flexion_svg(series: TrialSeries, reference: TrialSeries | None = None) -> Ma
         f"Finger flexion and hand openness over {tmax:.1f} s. Highest flexion: {peaks}. "
         f"Openness from {float(np.min(op)):.2f} to {float(np.max(op)):.2f} palm sizes."
     )
-    title = "Finger flexion and hand openness over the trial"
+    title = translate("Finger flexion and hand openness over the trial")
     if reference is not None:
         ref_peaks = ", ".join(
             f"{n} {float(np.max(reference.flexion[:, k])):.0f}%" for k, n in enumerate(FINGERS)
         )
         desc += f" Unaffected hand (reference, thin light lines): highest flexion {ref_peaks}."
-        title = "Finger flexion of the affected and the unaffected hand over the trial"
+        title = translate("Finger flexion of the affected and the unaffected hand over the trial")
     return _svg(386 + shift, title, desc, body, "flex")
 
 
@@ -279,11 +287,29 @@ class HistoryPoint:
     status: str
 
 
+def _date_text(ts: float, fmt: str) -> str:
+    """A history tick: the local date (and time) of ``ts``, in the page's language."""
+    from babel.dates import format_datetime
+
+    from device.web.i18n import page_language
+
+    try:
+        lang = page_language()
+    except RuntimeError:  # outside a request
+        lang = "en"
+    return str(format_datetime(datetime.fromtimestamp(ts).astimezone(), fmt, locale=lang))
+
+
+FINGER_NAMES = {"thumb": N_("Thumb"), "index": N_("Index"), "middle": N_("Middle"), "ring": N_("Ring"),
+                "pinky": N_("Little")}  # fmt: skip
+
+
 def history_svg(points: Sequence[HistoryPoint]) -> Markup:
     """Scores (0/1/2, "NS" for not scorable) over time: automatic ● and clinician ◆."""
     if not points:
         return _svg(
-            60, "Scores over time", "No trials.", ['<text x="20" y="35">No trials yet.</text>'], "hist"
+            60, translate("Scores over time"), translate("No trials yet."),
+            [f'<text x="20" y="35">{escape(translate("No trials yet."))}</text>'], "hist",
         )
     ts = [p.at.timestamp() for p in points]
     lo, hi = min(ts), max(ts)
@@ -293,10 +319,11 @@ def history_svg(points: Sequence[HistoryPoint]) -> Markup:
     panel = _Panel(34, 170, (lo - pad, hi + pad), (-1.5, 2.5))
     n_ticks = 5
     xt = [lo + (hi - lo) * i / (n_ticks - 1) for i in range(n_ticks)]
-    fmt = "%d %b" if hi - lo > 2 * 86400 else "%d %b %H:%M"
-    xtext = {v: datetime.fromtimestamp(v).strftime(fmt) for v in xt}
+    fmt = "d MMM" if hi - lo > 2 * 86400 else "d MMM HH:mm"
+    xtext = {v: _date_text(v, fmt) for v in xt}
     body = panel.axes(
-        "Score", (-1.0, 0.0, 1.0, 2.0), xt, "Date", ytick_text={-1.0: "NS"}, xtick_text=xtext
+        translate("Score"), (-1.0, 0.0, 1.0, 2.0), xt, translate("Date"),
+        ytick_text={-1.0: translate("NS")}, xtick_text=xtext,
     )
     ordered = sorted(zip(ts, points, strict=True), key=lambda tp: tp[0])
     scored = [(x, p.score) for x, p in ordered if p.score is not None]
@@ -324,14 +351,14 @@ def history_svg(points: Sequence[HistoryPoint]) -> Markup:
             )
     body.append(
         f'<circle cx="{LEFT + 8}" cy="14" r="6" fill="{AUTO_COLOUR}"/>'
-        f'<text x="{LEFT + 20}" y="19" class="legend">Automatic score</text>'
+        f'<text x="{LEFT + 20}" y="19" class="legend">{escape(translate("Automatic score"))}</text>'
         f'<path d="M{LEFT + 208},5L{LEFT + 217},14L{LEFT + 208},23L{LEFT + 199},14Z" fill="none" '
         f'stroke="{LABEL_COLOUR}" stroke-width="2.5"/>'
-        f'<text x="{LEFT + 224}" y="19" class="legend">Clinician score</text>'
-        f'<text x="{LEFT + 400}" y="19" class="legend">NS = not scorable (×)</text>'
+        f'<text x="{LEFT + 224}" y="19" class="legend">{escape(translate("Clinician score"))}</text>'
+        f'<text x="{LEFT + 400}" y="19" class="legend">{escape(translate("NS = not scorable (×)"))}</text>'
     )
     n_scored = len(scored)
-    desc = (
-        f"{len(points)} trials, {n_scored} scored automatically, from {xtext[xt[0]]} to {xtext[xt[-1]]}."
-    )
-    return _svg(250, "Scores over time", desc, body, "hist")
+    desc = translate("%(n)s trials, %(scored)s scored automatically, from %(first)s to %(last)s.") % {
+        "n": len(points), "scored": n_scored, "first": xtext[xt[0]], "last": xtext[xt[-1]],
+    }  # fmt: skip
+    return _svg(250, translate("Scores over time"), desc, body, "hist")

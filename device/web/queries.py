@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -16,19 +17,20 @@ from datetime import date, datetime
 from typing import Any
 
 from device.store import Label, Patient, Store, TrialRecord
+from device.web.i18n import N_
 
 log = logging.getLogger(__name__)
 
 PAGE = 500
-SCORE_TEXT = {0: "No flexion", 1: "Partial flexion", 2: "Full flexion"}
-STATUS_TEXT = {
-    "scored": "Scored",
-    "rejected": "Not scorable",
-    "cancelled": "Cancelled",
-    "error": "Error",
-    "interrupted": "Interrupted",
-    "recording": "Recording",
-    "scoring": "Scoring",
+SCORE_TEXT = {0: "No flexion", 1: "Partial flexion", 2: "Full flexion"}  # English: exports
+STATUS_TEXT = {  # English msgids: the pages translate them (device/web/i18n.py)
+    "scored": N_("Scored"),
+    "rejected": N_("Not scorable"),
+    "cancelled": N_("Cancelled"),
+    "error": N_("Error"),
+    "interrupted": N_("Interrupted"),
+    "recording": N_("Recording"),
+    "scoring": N_("Scoring"),
 }
 
 
@@ -77,8 +79,14 @@ class TrialView:
 
     @property
     def label(self) -> Label | None:
-        """The newest clinician label."""
+        """The current clinician label: the newest one counts (a later label corrects an
+        earlier one); the earlier ones stay as the audit trail (:attr:`earlier_labels`)."""
         return self.labels[-1] if self.labels else None
+
+    @property
+    def earlier_labels(self) -> list[Label]:
+        """The labels the current one replaced, oldest first."""
+        return self.labels[:-1]
 
     @property
     def auto_score(self) -> int | None:
@@ -131,17 +139,22 @@ class TrialView:
                 "reference_trial_id": self.reference_trial_id,
                 "reference": (detail.get("details") or {}).get("reference"),
             },
-            labels=[
-                {
-                    "score": lab.score,
-                    "comment": lab.note,
-                    "clinician": lab.clinician,
-                    "created_at": lab.created_at.isoformat(),
-                }
-                for lab in self.labels
-            ],
+            label=label_json(self.label, current=True) if self.label is not None else None,
+            label_history=[label_json(lab, current=lab is self.label) for lab in self.labels],
         )
         return doc
+
+
+def label_json(lab: Label, *, current: bool) -> dict[str, Any]:
+    """One clinician label as the API and the JSON export show it."""
+    return {
+        "id": lab.id,
+        "score": lab.score,
+        "comment": lab.note,
+        "clinician": lab.clinician,
+        "created_at": lab.created_at.isoformat(),
+        "current": current,
+    }
 
 
 class PatientCodes:
@@ -178,7 +191,11 @@ CSV_COLUMNS = (
     "trial_id", "patient_code", "side", "status", "started_at", "finished_at",
     "score", "p0", "p1", "p2", "confidence", "rule_score", "review", "model_version",
     "clinician_score", "clinician_comment", "reason_codes", "role", "mode", "reference_trial_id",
+    "clinician", "clinician_labelled_at", "earlier_labels",
 )  # fmt: skip
+# clinician_score / clinician_comment / clinician / clinician_labelled_at: the current (newest)
+# label. earlier_labels: the labels it replaced, oldest first, as a JSON list of
+# {score, comment, clinician, created_at} (no comment is lost).
 
 
 def _cell(value: Any) -> str:
@@ -195,6 +212,19 @@ def _cell(value: Any) -> str:
     return text
 
 
+def _earlier(v: TrialView) -> str | None:
+    if not v.earlier_labels:
+        return None
+    return json.dumps(
+        [
+            {"score": lab.score, "comment": lab.note, "clinician": lab.clinician,
+             "created_at": lab.created_at.isoformat()}
+            for lab in v.earlier_labels
+        ],
+        ensure_ascii=False,
+    )  # fmt: skip
+
+
 def trials_csv(views: list[TrialView]) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\r\n")
@@ -209,6 +239,8 @@ def trials_csv(views: list[TrialView]) -> str:
             s.rule_score if s else None, s.review if s else None, s.model_version if s else None,
             lab.score if lab else None, lab.note if lab else None,
             ";".join(r.get("code", "") for r in t.reasons), t.role, v.mode, v.reference_trial_id,
+            lab.clinician if lab else None, lab.created_at.isoformat() if lab else None,
+            _earlier(v),
         ]  # fmt: skip
         w.writerow([_cell(c) for c in row])
     return buf.getvalue()

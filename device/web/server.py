@@ -58,9 +58,13 @@ class ServerThread:
 # --------------------------------------------------------------------------- the server
 
 TLS_WRITE_BYTES = 64 * 1024  # plaintext encrypted per send: bounds what waits unsent per connection
-NOT_TLS_ANSWER = (
-    b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n"
-    b"This page is served over HTTPS: use an https:// address.\n"
+NOT_TLS_ANSWER = (  # a browser shows it as a page (English and German: no request to read)
+    b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/html; charset=utf-8\r\nConnection: close\r\n\r\n"
+    b"<!doctype html><html><head><meta charset='utf-8'><title>Use HTTPS</title></head><body>"
+    b"<h1>Use HTTPS</h1><p>This page is served over HTTPS: use an https:// address.</p>"
+    b"<p lang='de'>Diese Seite wird nur \xc3\xbcber HTTPS ausgeliefert: "
+    b"bitte eine https://-Adresse verwenden.</p>"
+    b"</body></html>\n"
 )
 
 

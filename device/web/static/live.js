@@ -7,6 +7,7 @@
   var texts = JSON.parse(root.dataset.texts || "{}");
   var cameraTexts = JSON.parse(root.dataset.cameraTexts || "{}");
   var handTexts = JSON.parse(root.dataset.handTexts || "{}");
+  var liveTexts = JSON.parse(root.dataset.liveTexts || "{}");
   var RUNNING = { countdown: true, recording: true, scoring: true };
   var OUTCOME = { result: true, rejected: true, error: true };
   var el = function (id) { return document.getElementById(id); };
@@ -21,7 +22,7 @@
   function stills() {
     // Too many live viewers (503) or the stream ended: show a still image every second.
     if (stillTimer) { return; }
-    showNote("Live view busy: showing a still picture every second.");
+    showNote(liveTexts.busy);
     stillTimer = window.setInterval(function () {
       video.src = root.dataset.snapshot + "?t=" + Date.now();
     }, 1000);
@@ -42,7 +43,7 @@
     if (refNote) {
       refNote.hidden = !s.reference;
       if (s.reference) {
-        refNote.textContent = "Reference: the other (unaffected) hand" + (s.side ? " — the " + s.side + " hand" : "");
+        refNote.textContent = liveTexts.reference + (s.side ? " — " + (liveTexts[s.side] || s.side) : "");
       }
     }
     countdown.textContent = st === "countdown" && s.remaining_s != null ? String(Math.ceil(s.remaining_s)) : "";
@@ -53,7 +54,7 @@
     el("camera").textContent = cameraTexts[s.camera] || s.camera || "";
     el("fps").textContent = Math.round(s.fps || 0);
     el("hand-in-view").textContent = handTexts[s.hand_in_view || ""] || handTexts[""] || "";
-    if (s.camera && s.camera !== "ok") { showNote(cameraTexts[s.camera] || "Camera problem"); }
+    if (s.camera && s.camera !== "ok") { showNote(cameraTexts[s.camera] || liveTexts.camera); }
     else if (!stillTimer) { showNote(""); }
     var last = s.last_trial;
     // the newest finished trial when this one began (a row still recording/scoring is this one)
@@ -77,8 +78,22 @@
     fetch(root.dataset.status, { credentials: "same-origin", cache: "no-store" })
       .then(function (r) { return r.ok ? r.json() : null; })
       .then(function (s) { if (s) { render(s); } })
-      .catch(function () { showNote("Lost contact with the appliance; retrying…"); })
+      .catch(function () { showNote(liveTexts.lost); })
       .then(function () { window.setTimeout(poll, 500); });
+  }
+  // The "compared with the unaffected hand" note belongs to the patient it was shown for:
+  // typing another patient's code hides it (the page shows that patient's after Start).
+  var code = el("patient_code"), sessionRef = el("session-reference");
+  if (code && sessionRef) {
+    var syncRef = function () {
+      var side = document.querySelector('input[name="side"]:checked');
+      var sideNow = side ? side.value : "";
+      sessionRef.hidden = code.value.trim() !== sessionRef.dataset.patient ||
+        (sessionRef.dataset.side !== "" && sideNow !== sessionRef.dataset.side);
+    };
+    code.addEventListener("input", syncRef);
+    document.querySelectorAll('input[name="side"]').forEach(function (r) { r.addEventListener("change", syncRef); });
+    syncRef();
   }
   poll();
 }());

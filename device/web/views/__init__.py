@@ -1,10 +1,10 @@
-"""One blueprint per area: auth, live, results, history, status, export, validation, api."""
+"""One blueprint per area: auth, live, results, history, status, export, validation, help, api."""
 
 from __future__ import annotations
 
 from flask import Blueprint
 
-from device.web.views import api, auth, export, history, live, results, status, validation
+from device.web.views import api, auth, export, help, history, live, results, status, validation
 
 BLUEPRINTS: tuple[Blueprint, ...] = (
     auth.bp,
@@ -14,5 +14,6 @@ BLUEPRINTS: tuple[Blueprint, ...] = (
     status.bp,
     export.bp,
     validation.bp,
+    help.bp,
     api.bp,
 )

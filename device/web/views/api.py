@@ -24,9 +24,10 @@ from device.web.access import (
     state,
     store,
 )
+from device.web.i18n import N_
 from device.web.queries import iter_trials, trial_view, trial_views
 from device.web.views.history import parse_filter
-from device.web.views.results import parse_label
+from device.web.views.results import parse_clinician, parse_label
 
 log = logging.getLogger(__name__)
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -184,13 +185,13 @@ def trial(trial_id: int) -> Response:
         abort(403)
     doc = view.to_json()
     if role() != "clinician":
-        doc.pop("patient_code", None)
-        doc.pop("labels", None)
+        for key in ("patient_code", "label", "label_history"):
+            doc.pop(key, None)
     return jsonify(doc)
 
 
 REFERENCE_NO_LABEL = "this is a reference trial of the unaffected hand: it has no Fugl-Meyer score to label"
-REFERENCE_FORBIDDEN = (
+REFERENCE_FORBIDDEN = N_(
     "only a clinician can record a reference trial of the unaffected hand: it changes how the "
     "session's next trials are scored"
 )
@@ -274,17 +275,22 @@ def label(trial_id: int) -> tuple[Response, int]:
     body = _body()
     if "score" not in body:
         abort(400, description="score is required: 0, 1, 2 or null (not scorable)")
-    raw, comment_in = body["score"], body.get("comment")
+    raw, comment_in, who_in = body["score"], body.get("comment"), body.get("clinician")
     if (
         isinstance(raw, bool)
         or not isinstance(raw, int | str | None)
         or not isinstance(comment_in, str | None)
+        or not isinstance(who_in, str | None)
     ):
-        abort(400, description="score must be 0, 1, 2 or null and comment a string")
+        abort(400, description="score must be 0, 1, 2 or null, comment and clinician strings")
     try:
         score, comment = parse_label("ns" if raw is None else str(raw), comment_in)
+        who = parse_clinician(who_in)
     except ValueError as exc:
         abort(400, description=str(exc))
-    label_id = st.add_label(trial_id, "clinician", score, comment)
+    label_id = st.add_label(trial_id, who, score, comment)
     log.info("clinician label stored for trial %d (API)", trial_id)
-    return jsonify({"id": label_id, "trial_id": trial_id, "score": score, "comment": comment}), 201
+    view = trial_view(st, trial_id)
+    assert view is not None
+    doc = {"id": label_id, "trial_id": trial_id, "score": score, "comment": comment, "clinician": who}
+    return jsonify({**doc, "current": True, "replaced": len(view.earlier_labels)}), 201

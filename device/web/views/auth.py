@@ -10,6 +10,7 @@ from werkzeug.wrappers import Response
 
 from device.errors import InputError
 from device.web.access import PATIENT_SESSION_KEY, csrf_token, role, state, store
+from device.web.i18n import N_, gettext
 from device.web.security import check_password
 from device.web.services import resolve_patient
 
@@ -60,7 +61,8 @@ def login_post() -> Response | tuple[str, int, dict[str, str]]:
     target = _safe_next(request.form.get("next"))
     if wait is not None:
         log.warning("login rate limit reached for a client")
-        flash(f"Too many wrong passwords. Try again in {wait / 60:.0f} min.", "error")
+        minutes = f"{wait / 60:.0f}"
+        flash(gettext("Too many wrong passwords. Try again in %(minutes)s min.", minutes=minutes), "error")
         page = render_template("login.html", next=target, has_password=st.password_hash is not None)
         return page, 429, {"Retry-After": str(int(wait))}
     if check_password(st.password_hash, request.form.get("password", "")):
@@ -70,7 +72,7 @@ def login_post() -> Response | tuple[str, int, dict[str, str]]:
         return redirect(target)
     st.login_limiter.failed(client)
     log.info("failed clinician login")
-    flash("Wrong password.", "error")
+    flash(gettext("Wrong password."), "error")
     page = render_template("login.html", next=target, has_password=st.password_hash is not None)
     return page, 401, {}
 
@@ -95,7 +97,7 @@ def login_patient() -> Response:
                 return redirect(url_for("live.index"))
             handed = [code, side if side in ("left", "right") else None]
     elif code:
-        abort(403, description="only a clinician can choose the patient of patient mode")
+        abort(403, description=N_("only a clinician can choose the patient of patient mode"))
     _start_session("patient")
     if handed is not None:
         session[PATIENT_SESSION_KEY] = handed
@@ -106,5 +108,5 @@ def login_patient() -> Response:
 def logout() -> Response:
     state().sessions.revoke(session.get("sid"))  # a copy of the old cookie is worthless now
     session.clear()
-    flash("Logged out.", "info")
+    flash(gettext("Logged out."), "info")
     return redirect(url_for("auth.login"))

@@ -15,6 +15,7 @@ from device.store import encode_trial
 from device.trial.types import Trial
 from device.web.access import require, store
 from device.web.fhir import questionnaire_response, session_score
+from device.web.i18n import gettext
 from device.web.queries import (
     STATUS_TEXT,
     TrialFilter,
@@ -24,6 +25,7 @@ from device.web.queries import (
     trial_views,
     trials_csv,
 )
+from device.web.texts import translated
 from device.web.views.history import parse_filter
 
 log = logging.getLogger(__name__)
@@ -72,7 +74,8 @@ def index() -> str:
         count=len(views),
         query=request.query_string.decode("ascii", "replace"),
         statuses=list(STATUS_TEXT),
-        status_text=STATUS_TEXT,
+        status_text=translated(STATUS_TEXT),
+        source_text={"clinician": gettext("clinician"), "automatic": gettext("automatic")},
     )
 
 

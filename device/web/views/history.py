@@ -9,8 +9,10 @@ from flask import Blueprint, render_template, request
 
 from device.store import TRIAL_STATUSES, Patient
 from device.web.access import require, store
+from device.web.i18n import gettext
 from device.web.plots import HistoryPoint, history_svg
-from device.web.queries import SCORE_TEXT, STATUS_TEXT, TrialFilter, iter_trials, trial_views
+from device.web.queries import STATUS_TEXT, TrialFilter, iter_trials, trial_views
+from device.web.texts import translated
 
 log = logging.getLogger(__name__)
 bp = Blueprint("history", __name__, url_prefix="/history")
@@ -27,10 +29,10 @@ def parse_filter(args: dict[str, str]) -> tuple[TrialFilter, list[str]]:
     if code:
         patient = st.find_patient(code)
         if patient is None:
-            errors.append(f"No patient with code {code!r}.")
+            errors.append(gettext("No patient with code %(code)s.", code=repr(code)))
     status = args.get("status") or None
     if status is not None and status not in TRIAL_STATUSES:
-        errors.append("Unknown status.")
+        errors.append(gettext("Unknown status."))
         status = None
     days: list[date | None] = []
     for key in ("from", "to"):
@@ -38,7 +40,7 @@ def parse_filter(args: dict[str, str]) -> tuple[TrialFilter, list[str]]:
         try:
             days.append(date.fromisoformat(text) if text else None)
         except ValueError:
-            errors.append(f"'{key}' must be a date like 2024-05-31.")
+            errors.append(gettext("'%(key)s' must be a date like 2024-05-31.", key=key))
             days.append(None)
     return TrialFilter(patient, status, days[0], days[1]), errors
 
@@ -65,7 +67,7 @@ def index() -> str:
         args=args,
         errors=errors,
         statuses=TRIAL_STATUSES,
-        status_text=STATUS_TEXT,
-        score_text=SCORE_TEXT,
+        status_text=translated(STATUS_TEXT),
+        side_text={"left": gettext("Left"), "right": gettext("Right")},
         truncated=len(trials) >= MAX_ROWS,
     )

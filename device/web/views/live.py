@@ -19,8 +19,9 @@ from device.web.access import (
     services,
     state,
 )
+from device.web.i18n import gettext
 from device.web.live import BOUNDARY, MjpegStream
-from device.web.texts import CAMERA_TEXT, HAND_TEXT, STATE_TEXT
+from device.web.texts import CAMERA_TEXT, HAND_TEXT, PATIENT_STATE_TEXT, STATE_TEXT, translated
 
 log = logging.getLogger(__name__)
 bp = Blueprint("live", __name__)
@@ -34,22 +35,32 @@ def index() -> str:
 
     snap = services().status()
     reference = None
-    if role() == "clinician":
+    clinician = role() == "clinician"
+    code = session.get("patient_code", "") if clinician else ""
+    if clinician:
         try:
-            reference = current_reference(services().store, session.get("patient_code"), session.get("side"))
+            reference = current_reference(services().store, code, session.get("side"))
         except StoreError as exc:
             log.warning("cannot look up the session's reference: %s", exc)
     return render_template(
         "live.html",
         reference=reference,
         snap=snap,
-        state_text=STATE_TEXT,
-        camera_text=CAMERA_TEXT,
-        hand_text=HAND_TEXT,
-        patient_code=session.get("patient_code", "") if role() == "clinician" else "",
+        state_text=translated(STATE_TEXT if clinician else PATIENT_STATE_TEXT),
+        camera_text=translated(CAMERA_TEXT),
+        hand_text=translated(HAND_TEXT),
+        patient_code=code,
         side=session.get("side", ""),
-        clinician=role() == "clinician",
-        patient_chosen=role() == "clinician" or chosen_patient() is not None,
+        clinician=clinician,
+        patient_chosen=clinician or chosen_patient() is not None,
+        live_texts={
+            "busy": gettext("Live view busy: showing a still picture every second."),
+            "lost": gettext("Lost contact with the appliance; retrying…"),
+            "camera": gettext("Camera problem"),
+            "reference": gettext("Reference: the other (unaffected) hand"),
+            "left": gettext("the left hand"),
+            "right": gettext("the right hand"),
+        },
     )
 
 
@@ -103,7 +114,7 @@ def start() -> BaseResponse:
     if started:
         choose_unit_patient(code, side)
     if not started:
-        flash("A trial is already running.", "error")
+        flash(gettext("A trial is already running."), "error")
     return redirect(url_for("live.index"))
 
 
@@ -112,5 +123,5 @@ def start() -> BaseResponse:
 def cancel() -> BaseResponse:
     may_cancel()
     if not services().cancel_trial():
-        flash("No trial was running.", "info")
+        flash(gettext("No trial was running."), "info")
     return redirect(url_for("live.index"))

@@ -18,19 +18,38 @@ from device.scoring.rules import FINGERS
 from device.store import ScoreRecord, Store
 from device.trial.types import Trial
 from device.web.access import patient_may_see, require, role, store
-from device.web.plots import flexion_svg, try_series
-from device.web.queries import SCORE_TEXT, STATUS_TEXT, trial_view
-from device.web.texts import quality_rows
+from device.web.i18n import N_, gettext
+from device.web.plots import FINGER_NAMES, flexion_svg, try_series
+from device.web.queries import STATUS_TEXT, TrialView, trial_view
+from device.web.texts import (
+    PATIENT_NEXT,
+    PATIENT_REVIEW_TEXT,
+    REVIEW_TEXT,
+    SCORE_MEANING,
+    advice,
+    quality_rows,
+    translated,
+)
 
 log = logging.getLogger(__name__)
 bp = Blueprint("results", __name__, url_prefix="/results")
 
 MODE_TEXT = {
-    "reference": "Compared with the unaffected hand",
-    "absolute": "Absolute (against a full fist)",
+    "reference": N_("Compared with the unaffected hand"),
+    "absolute": N_("Absolute (against a full fist)"),
 }
+DEFAULT_ITEM = N_("Mass finger flexion")  # the Fugl-Meyer item of a record without an ``item``
 LABEL_CHOICES = {"0": 0, "1": 1, "2": 2, "ns": None}
 MAX_COMMENT = 1000
+MAX_CLINICIAN = 32
+DEFAULT_CLINICIAN = "clinician"  # one shared clinician password: initials are optional
+# The label form's errors as the page shows them (the API answers the English text)
+LABEL_ERRORS = (
+    N_("Choose a score of 0, 1 or 2, or 'not scorable'."),
+    N_("The comment is longer than 1000 characters."),
+    N_("The clinician's initials are longer than 32 characters."),
+    N_("The clinician's initials must be one line of text."),
+)
 
 
 def parse_label(score: str | None, comment: str | None) -> tuple[int | None, str | None]:
@@ -46,6 +65,19 @@ def parse_label(score: str | None, comment: str | None) -> tuple[int | None, str
     return LABEL_CHOICES[key], text or None
 
 
+def parse_clinician(text: str | None) -> str:
+    """Who gives a label: optional initials or a staff code (never a patient's name); the
+    shared role name when empty. ValueError if too long or not one line of text."""
+    who = (text or "").strip()
+    if not who:
+        return DEFAULT_CLINICIAN
+    if len(who) > MAX_CLINICIAN:
+        raise ValueError(f"the clinician's initials are longer than {MAX_CLINICIAN} characters")
+    if any(not c.isprintable() for c in who):
+        raise ValueError("the clinician's initials must be one line of text")
+    return who
+
+
 def comparison(s: ScoreRecord | None) -> dict[str, Any] | None:
     """What the page says about the scoring mode of an assessment's score (None: no score)."""
     if s is None:
@@ -59,12 +91,12 @@ def comparison(s: ScoreRecord | None) -> dict[str, Any] | None:
     peak = ref.get("peak_closure") or []
     if len(ratio) == len(aff) == len(peak) == len(FINGERS):
         rows = [
-            (name.capitalize(), float(a), float(p), float(r))
+            (gettext(FINGER_NAMES.get(name, name)), float(a), float(p), float(r))
             for name, a, p, r in zip(FINGERS, aff, peak, ratio, strict=True)
         ]
     return {
         "mode": mode,
-        "mode_text": MODE_TEXT.get(mode, mode),
+        "mode_text": gettext(MODE_TEXT[mode]) if mode in MODE_TEXT else mode,
         "reference_id": s.reference_trial_id,
         "usable": ref.get("usable"),
         "unusable_reasons": [str(r) for r in ref.get("reasons", [])] if ref and not ref.get("usable") else [],
@@ -80,7 +112,7 @@ def profile_rows(profile: dict[str, Any] | None) -> list[tuple[str, float, float
     if len(peak) != len(FINGERS):
         return []
     return [
-        (name.capitalize(), float(p), float(exc[k]) if k < len(exc) else None)
+        (gettext(FINGER_NAMES.get(name, name)), float(p), float(exc[k]) if k < len(exc) else None)
         for k, (name, p) in enumerate(zip(FINGERS, peak, strict=True))
     ]
 
@@ -102,41 +134,84 @@ def last() -> Response | str:
     return redirect(url_for("results.show", trial_id=trial.id))
 
 
-@bp.get("/<int:trial_id>")
-@require("patient")
-def show(trial_id: int) -> str:
-    st = store()
-    view = trial_view(st, trial_id)
+def item_name(record: Any) -> str:
+    """The Fugl-Meyer item a trial assessed: the record's ``item`` when it has one (items
+    beyond mass flexion come with their own records), else mass finger flexion."""
+    item = getattr(record, "item", None)
+    if isinstance(item, str) and item:
+        return gettext(item.replace("_", " ").capitalize())
+    return gettext(DEFAULT_ITEM)
+
+
+def _visible_view(trial_id: int) -> TrialView:
+    view = trial_view(store(), trial_id)
     if view is None:
         abort(404)
     if not patient_may_see(view.trial):
         abort(403)
-    lm = _landmarks(st, trial_id) if view.trial.has_landmarks else None
+    return view
+
+
+def _page(view: TrialView) -> dict[str, Any]:
+    """What the result page and the printable report show of one trial."""
+    st = store()
+    t = view.trial
+    lm = _landmarks(st, t.id) if t.has_landmarks else None
     series, no_plot = try_series(lm)
-    s = view.trial.score
+    s = t.score
     detail = (s.detail or {}) if s is not None else {}
-    score_reasons = [str(r) for r in detail.get("reasons", [])]
-    cmp = None if view.trial.is_reference else comparison(s)
+    cmp = None if t.is_reference else comparison(s)
     ref_series = None
     if cmp is not None and cmp["mode"] == "reference" and cmp["reference_id"] is not None:
         ref_series, _ = try_series(_landmarks(st, int(cmp["reference_id"])))
-    return render_template(
-        "result.html",
-        v=view,
-        t=view.trial,
-        s=s,
-        score_reasons=score_reasons,
-        cmp=cmp,
-        profile=profile_rows(view.trial.profile) if view.trial.is_reference else [],
-        both_hands=ref_series is not None and series is not None,
-        plot=flexion_svg(series, ref_series) if series is not None else None,
-        plot_method=series.method if series is not None else None,
-        no_plot=no_plot,
-        quality=quality_rows(view.trial.quality),
-        score_text=SCORE_TEXT,
-        status_text=STATUS_TEXT,
-        clinician=role() == "clinician",
-    )
+    scored = t.status == "scored" and s is not None and not t.is_reference
+    if scored:
+        next_key = "scored"
+    elif t.status == "cancelled":
+        next_key = "cancelled"
+    else:
+        next_key = "not_scorable"
+    return {
+        "v": view,
+        "t": t,
+        "s": s,
+        "scored": scored,
+        "item": item_name(t),
+        "score_reasons": [str(r) for r in detail.get("reasons", [])],
+        "advice": advice(t.reasons) if t.reasons else [],
+        "cmp": cmp,
+        "profile": profile_rows(t.profile) if t.is_reference else [],
+        "both_hands": ref_series is not None and series is not None,
+        "plot": flexion_svg(series, ref_series) if series is not None else None,
+        "plot_method": series.method if series is not None else None,
+        "no_plot": no_plot,
+        "quality": quality_rows(t.quality),
+        "meaning": translated(SCORE_MEANING),
+        "status_text": translated(STATUS_TEXT),
+        "review_text": gettext(REVIEW_TEXT),
+        "patient_review_text": gettext(PATIENT_REVIEW_TEXT),
+        "next_step": gettext(PATIENT_NEXT[next_key]),
+        "side_text": {"left": gettext("Left"), "right": gettext("Right")},
+        "clinician": role() == "clinician",
+    }
+
+
+@bp.get("/<int:trial_id>")
+@require("patient")
+def show(trial_id: int) -> str:
+    return render_template("result.html", **_page(_visible_view(trial_id)))
+
+
+@bp.get("/<int:trial_id>/report")
+@require("patient")
+def report(trial_id: int) -> str:
+    """One printable page for the patient file (print it from the browser: A4, no bar)."""
+    page = _page(_visible_view(trial_id))
+    return render_template("report.html", **page, model_version=_model_version(page["s"]))
+
+
+def _model_version(s: ScoreRecord | None) -> str | None:
+    return s.model_version if s is not None else None
 
 
 @bp.post("/<int:trial_id>/label")
@@ -148,16 +223,18 @@ def label(trial_id: int) -> Response:
         abort(404)
     if found.is_reference:
         flash(
-            "This is a reference trial of the unaffected hand: it has no Fugl-Meyer score to label.",
+            gettext("This is a reference trial of the unaffected hand: it has no Fugl-Meyer score to label."),
             "error",
         )
         return redirect(url_for("results.show", trial_id=trial_id))
     try:
         score, comment = parse_label(request.form.get("score"), request.form.get("comment"))
+        who = parse_clinician(request.form.get("clinician"))
     except ValueError as exc:
-        flash(str(exc).capitalize() + ".", "error")
+        message = str(exc).capitalize() + "."  # one of LABEL_ERRORS
+        flash(gettext(message), "error")
         return redirect(url_for("results.show", trial_id=trial_id, _anchor="label"))
-    st.add_label(trial_id, "clinician", score, comment)
+    st.add_label(trial_id, who, score, comment)
     log.info("clinician label stored for trial %d", trial_id)
-    flash("Your score was saved.", "info")
+    flash(gettext("Your score was saved. It replaces any earlier score of this trial."), "info")
     return redirect(url_for("results.show", trial_id=trial_id, _anchor="label"))

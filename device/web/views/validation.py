@@ -80,7 +80,12 @@ def render_standalone(rep: dict[str, Any], source: str) -> str:
     """The report as one self-contained HTML page (no Flask app needed)."""
     from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        autoescape=select_autoescape(["html"]),
+        extensions=["jinja2.ext.i18n"],
+    )
+    env.install_null_translations(newstyle=True)  # type: ignore[attr-defined]  # the file is English
     return env.get_template("validation_standalone.html").render(
         rep=rep,
         pct=pct,
