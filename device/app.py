@@ -437,8 +437,10 @@ class FlexscoreApp:
             return {"state": "starting", "camera": "stopped", "fps": 0.0}
         return self.core.status()
 
-    def start_trial(self, patient_code: str | None, side: str | None, reference: bool = False) -> bool:
-        return bool(self.core and self.core.start_trial(patient_code, side, reference))
+    def start_trial(
+        self, patient_code: str | None, side: str | None, reference: bool = False, item: str | None = None
+    ) -> bool:
+        return bool(self.core and self.core.start_trial(patient_code, side, reference, item))
 
     def system_info(self) -> Any:
         assert self.core is not None

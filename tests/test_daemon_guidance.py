@@ -18,7 +18,9 @@ pytestmark = pytest.mark.slow  # one daemon start (models, camera)
 
 def test_no_hand_in_view_the_recording_does_not_start_and_the_status_says_why(tmp_path: Path) -> None:
     config = tmp_path / "config.toml"
-    config.write_text('[camera]\nbackend = "synthetic"\n\n[trial]\nhand_wait_s = 2.0\n\n[unit]\npatient = "HOME02"\n')
+    config.write_text(
+        '[camera]\nbackend = "synthetic"\n\n[trial]\nhand_wait_s = 2.0\n\n[unit]\npatient = "HOME02"\n'
+    )
     daemon = Daemon(tmp_path / "state", "--config", str(config))
     try:
         daemon.wait_ready()

@@ -55,6 +55,7 @@ MATRIX: list[tuple[str, str, tuple[int, int, int]]] = [
     ("POST", "/api/trials/cancel", (401, 200, 200)),
     ("POST", f"/api/trials/{OLD}/label", (401, 403, 201)),
     ("GET", "/api/unit/patient", (401, 403, 200)),
+    ("POST", "/unit/bind", (401, 403, 302)),
     ("POST", "/api/unit/patient", (401, 403, 200)),
 ]
 BODIES = {
@@ -63,6 +64,7 @@ BODIES = {
     "/api/trials/start": {"patient_code": "P009", "side": "left"},
     "/api/trials/{old}/label": {"score": 1, "comment": "ok"},
     "/api/unit/patient": {"patient_code": "P009", "side": "left"},
+    "/unit/bind": {"patient_code": "P009", "side": "left"},
     "/results/{old}/label": {"score": "1", "comment": "ok"},
 }
 

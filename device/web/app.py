@@ -30,6 +30,7 @@ from device.web.security import (
     load_secret_key,
 )
 from device.web.services import WebServices
+from device.web.texts import item_choices, item_text
 from device.web.views import BLUEPRINTS
 
 log = logging.getLogger(__name__)
@@ -140,6 +141,8 @@ def create_app(
     access.init_app(app)
     i18n.init_app(app, cfg.language)
     app.jinja_env.globals["software_version"] = __version__
+    app.jinja_env.globals["item_choices"] = item_choices  # assessment items (device/items)
+    app.jinja_env.globals["item_text"] = item_text
     for bp in BLUEPRINTS:
         app.register_blueprint(bp)
 

@@ -1,17 +1,20 @@
-"""HL7 FHIR R4 ``QuestionnaireResponse`` for one session of the Fugl-Meyer item "mass flexion".
+"""HL7 FHIR R4 ``QuestionnaireResponse`` for one session of the Fugl-Meyer hand items.
 
 A session is one patient's trials on one day (:class:`device.web.queries.Session`). The
 response answers:
 
 * ``affected-side`` — "left"/"right" (valueString);
-* ``mass-flexion`` — the session's score 0/1/2 (valueInteger): the best trial, each trial
+* one answer per assessment item (:mod:`device.items`, its ``fhir_code`` as ``linkId``):
+  ``mass-flexion`` always, ``mass-extension`` (and any other item) when the session assessed
+  it — the session's score 0/1/2 for that item (valueInteger): its best trial, each trial
   counted with the clinician's score when there is one, else the automatic score; the
-  answer's nested ``score-source`` says which ("clinician" or "automatic"). No scorable
-  trial → no answer (the item is present without one, as FHIR allows);
+  answer's nested ``score-source`` says which ("clinician" or "automatic") and
+  ``score-meaning`` what the score means for that item. No scorable trial → no answer (the
+  item is present without one, as FHIR allows);
 * ``reference-used`` — whether the session's score was made compared with the patient's
   unaffected hand (valueBoolean; issue 10): true when the trial that gave the session
   score was scored in the reference mode;
-* one ``trial`` group per trial: id, start time, status, role ("assessment" or
+* one ``trial`` group per trial: id, start time, status, ``trial-item`` (the item key), role ("assessment" or
   "reference": a recording of the unaffected hand, which never gives the session score),
   automatic score, scoring mode ("absolute"/"reference") and the reference trial's id,
   confidence, rule score, review flag, reasons, and the current clinician label (the newest:
@@ -30,17 +33,15 @@ import re
 from datetime import datetime
 from typing import Any
 
+from device.items import DEFAULT_ITEM, ITEMS, MASS_FLEXION, AssessmentItem
 from device.store import Label
-from device.web.queries import SCORE_TEXT, Session, TrialView
+from device.web.queries import Session, TrialView
 from device.web.services import software_version
 
-QUESTIONNAIRE = "urn:flexscore:questionnaire:fma-ue-mass-flexion|1"
+QUESTIONNAIRE = "urn:flexscore:questionnaire:fma-ue-hand|2"  # |2: one answer per item (issue 17)
 PATIENT_SYSTEM = "urn:flexscore:patient-code"
 SESSION_SYSTEM = "urn:flexscore:session"
-ITEM_TEXT = (
-    "Fugl-Meyer Assessment, upper extremity, hand: mass flexion "
-    "(0 = no flexion, 1 = partial flexion, 2 = full flexion)"
-)
+ITEM_TEXT = MASS_FLEXION.fhir_display
 _ID_OK = re.compile(r"[^A-Za-z0-9.\-]")
 
 
@@ -74,6 +75,7 @@ def _trial_group(v: TrialView) -> dict[str, Any]:
         _item("trial-status", "Outcome", {"valueString": t.status}),
         _item("trial-role", "Role (assessment of the affected hand, or reference: the unaffected hand)",
               {"valueString": t.role}),
+        _item("trial-item", "Assessment item", {"valueString": t.item}),
     ]
     if v.auto_score is not None and s is not None:
         items.append(_item("automatic-score", "Automatic score", {"valueInteger": v.auto_score}))
@@ -124,11 +126,11 @@ def _trial_group(v: TrialView) -> dict[str, Any]:
     return {"linkId": "trial", "text": f"Trial {t.id}", "item": items}
 
 
-def _best(session: Session) -> tuple[int, str, TrialView] | None:
+def _best(session: Session, item: str = DEFAULT_ITEM) -> tuple[int, str, TrialView] | None:
     best: tuple[int, str, TrialView] | None = None
     for v in session.trials:
         score = v.effective_score
-        if score is None or v.trial.is_reference:  # the unaffected hand is not scored
+        if score is None or v.trial.is_reference or v.trial.item != item:  # the unaffected hand is not scored
             continue
         source = "clinician" if v.label is not None else "automatic"
         if best is None or score > best[0]:
@@ -136,37 +138,46 @@ def _best(session: Session) -> tuple[int, str, TrialView] | None:
     return best
 
 
-def session_score(session: Session) -> tuple[int | None, str | None]:
-    """(best score, "clinician"/"automatic") over the session's assessment trials, or (None, None)."""
-    best = _best(session)
+def session_score(session: Session, item: str = DEFAULT_ITEM) -> tuple[int | None, str | None]:
+    """(best score, "clinician"/"automatic") over the session's assessment trials of
+    ``item``, or (None, None)."""
+    best = _best(session, item)
     return (best[0], best[1]) if best is not None else (None, None)
 
 
-def reference_used(session: Session) -> bool:
-    """Whether the session's score was made compared with the unaffected hand."""
-    best = _best(session)
+def reference_used(session: Session, item: str = DEFAULT_ITEM) -> bool:
+    """Whether the session's score of ``item`` was made compared with the unaffected hand."""
+    best = _best(session, item)
     return best is not None and best[2].mode == "reference"
+
+
+def _item_answer(session: Session, spec: AssessmentItem) -> dict[str, Any] | None:
+    score, source = session_score(session, spec.key)
+    if score is None:
+        return None
+    return {
+        "valueInteger": score,
+        "item": [
+            _item("score-source", "Source of the score", {"valueString": source}),
+            _item("score-meaning", "Meaning", {"valueString": spec.meanings[score].clinician}),
+        ],
+    }
 
 
 def questionnaire_response(session: Session) -> dict[str, Any]:
     """The session as a FHIR R4 QuestionnaireResponse (a JSON-ready dict)."""
-    score, source = session_score(session)
     sides = [v.trial.side for v in session.trials if v.trial.side]
     running = any(v.trial.status in ("recording", "scoring") for v in session.trials)
     finished = [v.trial.finished_at or v.trial.started_at for v in session.trials]
-    answer: dict[str, Any] | None = None
-    if score is not None:
-        answer = {
-            "valueInteger": score,
-            "item": [
-                _item("score-source", "Source of the score", {"valueString": source}),
-                _item("score-meaning", "Meaning", {"valueString": SCORE_TEXT[score]}),
-            ],
-        }
     items = []
     if sides:
         items.append(_item("affected-side", "Affected side", {"valueString": sides[-1]}))
-    items.append(_item("mass-flexion", ITEM_TEXT, answer))
+    # one answer per assessment item: mass flexion always (the kit's first item), the others
+    # when the session assessed them
+    present = {v.trial.item for v in session.trials}
+    for spec in ITEMS.values():
+        if spec.key == DEFAULT_ITEM or spec.key in present:
+            items.append(_item(spec.fhir_code, spec.fhir_display, _item_answer(session, spec)))
     items.append(
         _item(
             "reference-used",

@@ -42,6 +42,7 @@ class TrialFilter:
     status: str | None = None
     date_from: date | None = None
     date_to: date | None = None  # inclusive
+    item: str | None = None  # an assessment item key (device/items)
 
     def matches(self, trial: TrialRecord) -> bool:
         day = local_day(trial.started_at)
@@ -60,7 +61,7 @@ def iter_trials(store: Store, flt: TrialFilter) -> Iterator[TrialRecord]:
     offset = 0
     pid = flt.patient.id if flt.patient is not None else None
     while True:
-        page = store.list_trials(limit=PAGE, offset=offset, patient_id=pid, status=flt.status)
+        page = store.list_trials(limit=PAGE, offset=offset, patient_id=pid, status=flt.status, item=flt.item)
         for trial in page:
             if flt.matches(trial):
                 yield trial
@@ -121,6 +122,7 @@ class TrialView:
         detail = (s.detail or {}) if s is not None else {}
         doc.update(
             patient_code=self.patient_code,
+            anonymous=t.patient_id is None,
             quality=t.quality,
             has_landmarks=t.has_landmarks,
             reference_profile=t.profile if t.is_reference else None,
@@ -191,8 +193,10 @@ CSV_COLUMNS = (
     "trial_id", "patient_code", "side", "status", "started_at", "finished_at",
     "score", "p0", "p1", "p2", "confidence", "rule_score", "review", "model_version",
     "clinician_score", "clinician_comment", "reason_codes", "role", "mode", "reference_trial_id",
-    "clinician", "clinician_labelled_at", "earlier_labels",
+    "clinician", "clinician_labelled_at", "earlier_labels", "item", "recording_of", "anonymous",
 )  # fmt: skip
+# item: the assessment item (device/items); recording_of: the first trial of a recording scored
+# for several items; anonymous: true for a trial without a patient (anonymous screening).
 # clinician_score / clinician_comment / clinician / clinician_labelled_at: the current (newest)
 # label. earlier_labels: the labels it replaced, oldest first, as a JSON list of
 # {score, comment, clinician, created_at} (no comment is lost).
@@ -240,7 +244,7 @@ def trials_csv(views: list[TrialView]) -> str:
             lab.score if lab else None, lab.note if lab else None,
             ";".join(r.get("code", "") for r in t.reasons), t.role, v.mode, v.reference_trial_id,
             lab.clinician if lab else None, lab.created_at.isoformat() if lab else None,
-            _earlier(v),
+            _earlier(v), t.item, t.recording_of, t.patient_id is None,
         ]  # fmt: skip
         w.writerow([_cell(c) for c in row])
     return buf.getvalue()

@@ -82,11 +82,15 @@ class WebServices(Protocol):
         """A snapshot of the appliance (see :class:`StatusSnapshot`); cheap, never blocks."""
         ...
 
-    def start_trial(self, patient_code: str | None, side: str | None, reference: bool = False) -> bool:
+    def start_trial(
+        self, patient_code: str | None, side: str | None, reference: bool = False, item: str | None = None
+    ) -> bool:
         """Start a trial (countdown first) for ``patient_code`` (found or created with
         :func:`resolve_patient`; None: no patient) and the affected ``side`` ("left",
         "right" or None for the patient's or the configured side). With ``reference`` the
-        trial records the other, unaffected hand (see :func:`check_reference`). Returns
+        trial records the other, unaffected hand (see :func:`check_reference`). ``item``: the
+        assessment item (a key of :mod:`device.items`, "all" for every item from one
+        recording, None for the configured ``trial.item``). Returns
         False when a trial is already running; raises :class:`InputError` for a bad code or
         side, or a reference without a patient or side."""
         ...

@@ -59,6 +59,61 @@ SCORE_MEANING: dict[int, tuple[str, str]] = {
     1: (N_("Partial flexion"), N_("The fingers closed part of the way.")),
     2: (N_("Full flexion"), N_("The fingers closed into a full fist.")),
 }
+# Assessment items (device/items): the page's names and score meanings, to translate. An item
+# registered without an entry here (an extension, a test's dummy) shows its spec's English.
+ITEM_NAME: dict[str, str] = {
+    "mass_flexion": N_("Mass finger flexion"),
+    "mass_extension": N_("Mass finger extension"),
+}
+ITEM_MEANING: dict[str, dict[int, tuple[str, str]]] = {
+    "mass_flexion": SCORE_MEANING,
+    "mass_extension": {
+        0: (N_("No extension"), N_("The fingers did not open from the fist.")),
+        1: (
+            N_("Partial extension, or can release an active grasp"),
+            N_("The fingers opened part of the way."),
+        ),
+        2: (
+            N_("Full active extension (compared with the unaffected hand)"),
+            N_("The fingers opened all the way."),
+        ),
+    },
+}
+PROTOCOL_NAME = {"all": N_("Both items from one recording: make a fist, then open the hand")}
+ANONYMOUS_TEXT = N_("Anonymous screening: this trial belongs to no patient.")
+
+
+def item_text(key: str) -> str:
+    """The translated name of assessment item ``key`` ("all": the combined protocol)."""
+    from device.items import ITEMS
+
+    if key in ITEM_NAME:
+        return gettext(ITEM_NAME[key])
+    if key in PROTOCOL_NAME:
+        return gettext(PROTOCOL_NAME[key])
+    spec = ITEMS.get(key)
+    return spec.name if spec is not None else key
+
+
+def item_meaning(key: str) -> dict[int, tuple[str, str]]:
+    """score → (meaning, plain words) for item ``key``, translated."""
+    from device.items import ITEMS
+
+    if key in ITEM_MEANING:
+        return translated(ITEM_MEANING[key])
+    spec = ITEMS.get(key)
+    if spec is None:
+        return translated(SCORE_MEANING)
+    return {i: (m.clinician, m.patient) for i, m in enumerate(spec.meanings)}
+
+
+def item_choices() -> list[tuple[str, str]]:
+    """(key, translated name) of every registered item, then the combined protocol."""
+    from device.items import ITEMS
+
+    return [(k, item_text(k)) for k in ITEMS] + [("all", item_text("all"))]
+
+
 REVIEW_TEXT = N_(
     "Please review: the two checks disagree or the measurement is near a limit. Look at the plot "
     "and the recording, then enter your own score below."

@@ -26,7 +26,7 @@ from device.web.access import (
 )
 from device.web.i18n import N_
 from device.web.queries import iter_trials, trial_view, trial_views
-from device.web.views.history import parse_filter
+from device.web.views.history import FILTER_ARGS, parse_filter
 from device.web.views.results import parse_clinician, parse_label
 
 log = logging.getLogger(__name__)
@@ -153,7 +153,7 @@ def session_info() -> Response:
 @bp.get("/trials")
 @require("clinician")
 def trials() -> Response:
-    args = {k: request.args.get(k, "") for k in ("patient", "status", "from", "to")}
+    args = {k: request.args.get(k, "") for k in FILTER_ARGS}
     flt, errors = parse_filter(args)
     if errors:
         abort(400, description=" ".join(errors))
@@ -217,12 +217,16 @@ def start() -> tuple[Response, int]:
     if not isinstance(code, str | None) or not isinstance(side, str | None):
         abort(400, description="patient_code and side must be strings")
     reference = parse_reference(body.get("reference"))
+    item = body.get("item")
+    if not isinstance(item, str | None):
+        abort(400, description="item must be a string")
     if reference and role() != "clinician":
         abort(403, description=REFERENCE_FORBIDDEN)
     if role() != "clinician":
         code, side = patient_start(code, side or None)
+        item = None  # patient mode records the unit's configured item
     try:
-        started = services().start_trial(code or None, side or None, reference=reference)
+        started = services().start_trial(code or None, side or None, reference=reference, item=item)
     except InputError as exc:
         abort(400, description=str(exc))
     note_start(started)

@@ -26,7 +26,7 @@ from device.web.queries import (
     trials_csv,
 )
 from device.web.texts import translated
-from device.web.views.history import parse_filter
+from device.web.views.history import FILTER_ARGS, parse_filter
 
 log = logging.getLogger(__name__)
 bp = Blueprint("export", __name__, url_prefix="/export")
@@ -35,7 +35,7 @@ LANDMARKS_FORMAT = "flexscore-landmarks-json-v1"
 
 
 def _filtered() -> tuple[TrialFilter, list[str]]:
-    args = {k: request.args.get(k, "") for k in ("patient", "status", "from", "to")}
+    args = {k: request.args.get(k, "") for k in FILTER_ARGS}
     flt, errors = parse_filter(args)
     if args["patient"] and flt.patient is None:
         abort(404)
@@ -61,7 +61,7 @@ def _download(body: str | bytes, mimetype: str, filename: str) -> Response:
 @require("clinician")
 def index() -> str:
     st = store()
-    args = {k: request.args.get(k, "") for k in ("patient", "status", "from", "to")}
+    args = {k: request.args.get(k, "") for k in FILTER_ARGS}
     flt, errors = parse_filter(args)
     views = _views(flt) if not errors else []
     sess = sessions(views)

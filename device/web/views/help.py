@@ -35,6 +35,8 @@ LED_ROWS: tuple[tuple[PanelState, int | None, str, str], ...] = (
     (PanelState.RESULT, 0, N_("one long flash, pause"), N_("Result: score 0, the fingers did not close.")),
     (PanelState.NOT_SCORABLE, None, N_("two long flashes, pause"),
      N_("Not scorable: the camera could not judge the movement. See below.")),
+    (PanelState.CANCELLED, None, N_("one short flash, then dark"),
+     N_("Cancelled (a second press during the countdown). Press again when you are ready.")),
     (PanelState.ERROR, None, N_("three fast blinks, pause"),
      N_("Something went wrong. Try again; if it repeats, tell your clinician.")),
     (PanelState.CAMERA_LOST, None, N_("two fast blinks, pause"),

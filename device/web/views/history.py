@@ -7,6 +7,7 @@ from datetime import date
 
 from flask import Blueprint, render_template, request
 
+from device.items import ITEMS
 from device.store import TRIAL_STATUSES, Patient
 from device.web.access import require, store
 from device.web.i18n import gettext
@@ -18,6 +19,7 @@ log = logging.getLogger(__name__)
 bp = Blueprint("history", __name__, url_prefix="/history")
 
 MAX_ROWS = 500
+FILTER_ARGS = ("patient", "status", "from", "to", "item")
 
 
 def parse_filter(args: dict[str, str]) -> tuple[TrialFilter, list[str]]:
@@ -34,6 +36,10 @@ def parse_filter(args: dict[str, str]) -> tuple[TrialFilter, list[str]]:
     if status is not None and status not in TRIAL_STATUSES:
         errors.append(gettext("Unknown status."))
         status = None
+    item = args.get("item") or None
+    if item is not None and item not in ITEMS:
+        errors.append(gettext("Unknown assessment item."))
+        item = None
     days: list[date | None] = []
     for key in ("from", "to"):
         text = (args.get(key) or "").strip()
@@ -42,14 +48,14 @@ def parse_filter(args: dict[str, str]) -> tuple[TrialFilter, list[str]]:
         except ValueError:
             errors.append(gettext("'%(key)s' must be a date like 2024-05-31.", key=key))
             days.append(None)
-    return TrialFilter(patient, status, days[0], days[1]), errors
+    return TrialFilter(patient, status, days[0], days[1], item), errors
 
 
 @bp.get("")
 @require("clinician")
 def index() -> str:
     st = store()
-    args = {k: request.args.get(k, "") for k in ("patient", "status", "from", "to")}
+    args = {k: request.args.get(k, "") for k in FILTER_ARGS}
     flt, errors = parse_filter(args)
     missing = bool(args["patient"]) and flt.patient is None
     trials = [] if missing else [t for _, t in zip(range(MAX_ROWS), iter_trials(st, flt), strict=False)]

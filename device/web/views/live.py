@@ -51,6 +51,8 @@ def index() -> str:
         hand_text=translated(HAND_TEXT),
         patient_code=code,
         side=session.get("side", ""),
+        item=session.get("item", "") or (snap.get("items") or ["mass_flexion"])[0],
+        unit_patient=snap.get("unit_patient") if clinician else None,
         clinician=clinician,
         patient_chosen=clinician or chosen_patient() is not None,
         live_texts={
@@ -101,12 +103,15 @@ def start() -> BaseResponse:
     reference = parse_reference(request.form.get("reference"))
     if reference and role() != "clinician":
         abort(403, description=REFERENCE_FORBIDDEN)
+    item = request.form.get("item") or None
     if role() == "clinician":
         session["patient_code"], session["side"] = code, side
+        session["item"] = item or ""
     else:
         code, side = (v or "" for v in patient_start(code, side or None))
+        item = None  # patient mode records the unit's configured item
     try:
-        started = services().start_trial(code or None, side or None, reference=reference)
+        started = services().start_trial(code or None, side or None, reference=reference, item=item)
     except InputError as exc:
         flash(str(exc), "error")
         return redirect(url_for("live.index"))
@@ -115,6 +120,26 @@ def start() -> BaseResponse:
         choose_unit_patient(code, side)
     if not started:
         flash(gettext("A trial is already running."), "error")
+    return redirect(url_for("live.index"))
+
+
+@bp.post("/unit/bind")
+@require("clinician")
+def bind() -> BaseResponse:
+    """Bind the unit to the patient in the form (the button and patient mode record for
+    them); an empty code removes the binding."""
+    code = request.form.get("patient_code", "").strip()
+    side = request.form.get("side", "")
+    session["patient_code"], session["side"] = code, side
+    try:
+        services().bind_patient(code or None, side or None, actor="clinician")
+    except InputError as exc:
+        flash(str(exc), "error")
+        return redirect(url_for("live.index"))
+    if code:
+        flash(gettext("This unit now records for %(code)s.", code=code), "ok")
+    else:
+        flash(gettext("This unit is bound to no patient now."), "ok")
     return redirect(url_for("live.index"))
 
 

@@ -22,11 +22,13 @@ from device.web.i18n import N_, gettext
 from device.web.plots import FINGER_NAMES, flexion_svg, try_series
 from device.web.queries import STATUS_TEXT, TrialView, trial_view
 from device.web.texts import (
+    ANONYMOUS_TEXT,
     PATIENT_NEXT,
     PATIENT_REVIEW_TEXT,
     REVIEW_TEXT,
-    SCORE_MEANING,
     advice,
+    item_meaning,
+    item_text,
     quality_rows,
     translated,
 )
@@ -38,7 +40,6 @@ MODE_TEXT = {
     "reference": N_("Compared with the unaffected hand"),
     "absolute": N_("Absolute (against a full fist)"),
 }
-DEFAULT_ITEM = N_("Mass finger flexion")  # the Fugl-Meyer item of a record without an ``item``
 LABEL_CHOICES = {"0": 0, "1": 1, "2": 2, "ns": None}
 MAX_COMMENT = 1000
 MAX_CLINICIAN = 32
@@ -135,12 +136,9 @@ def last() -> Response | str:
 
 
 def item_name(record: Any) -> str:
-    """The Fugl-Meyer item a trial assessed: the record's ``item`` when it has one (items
-    beyond mass flexion come with their own records), else mass finger flexion."""
+    """The Fugl-Meyer item a trial assessed (a record without one: mass finger flexion)."""
     item = getattr(record, "item", None)
-    if isinstance(item, str) and item:
-        return gettext(item.replace("_", " ").capitalize())
-    return gettext(DEFAULT_ITEM)
+    return item_text(item if isinstance(item, str) and item else "mass_flexion")
 
 
 def _visible_view(trial_id: int) -> TrialView:
@@ -186,7 +184,8 @@ def _page(view: TrialView) -> dict[str, Any]:
         "plot_method": series.method if series is not None else None,
         "no_plot": no_plot,
         "quality": quality_rows(t.quality),
-        "meaning": translated(SCORE_MEANING),
+        "meaning": item_meaning(getattr(t, "item", None) or "mass_flexion"),
+        "anonymous_text": gettext(ANONYMOUS_TEXT) if t.patient_id is None else None,
         "status_text": translated(STATUS_TEXT),
         "review_text": gettext(REVIEW_TEXT),
         "patient_review_text": gettext(PATIENT_REVIEW_TEXT),
