@@ -109,7 +109,7 @@ EXTENSION_CASES = (
     Case("phone_fist_open_1", "mit_phone_open_fist_cycles.mp4", 20, 41, 2, why="open → fist → open"),
     Case("phone_fist_open_2", "mit_phone_open_fist_cycles.mp4", 42, 64, 2, why="fist → open"),
     Case("phone_fist_open_3", "mit_phone_open_fist_cycles.mp4", 127, 143, 2, why="fist → open"),
-    Case("phone_cycles", "mit_phone_open_fist_cycles.mp4", 0, 48, 2, why="open → fist → open → fist → open"),
+    Case("phone_cycles", "mit_phone_open_fist_cycles.mp4", 0, 64, 2, why="open → fist → open → fist → open"),
     Case("phone_fist_hold", "mit_phone_open_fist_cycles.mp4", 144, 160, 0, why="fist (thumb out) held"),
     Case("phone_thumbs_up", "mit_phone_open_fist_cycles.mp4", 144, 177, 0, why="fist → thumbs-up"),
     Case(
@@ -308,6 +308,7 @@ def main(argv: list[str] | None = None) -> int:
         help="override scoring.use_world (hand frame from world landmarks, or the image path)",
     )
     ap.add_argument("--json", type=Path, help="write every result here")
+    ap.add_argument("--rule-only", action="store_true", help="the rule alone (scoring.use_rnn = false)")
     ap.add_argument("--item", default=DEFAULT_ITEM, choices=item_keys(), help="the item the cases score")
     ap.add_argument("--heldout", action="store_true", help="only the cases of the held-out clip")
     ap.add_argument("--exclude-heldout", action="store_true", help="every case but the held-out clip's")
@@ -323,6 +324,8 @@ def main(argv: list[str] | None = None) -> int:
         cfg = replace(cfg, scoring=replace(cfg.scoring, use_z=args.use_z == "yes"))
     if args.use_world:
         cfg = replace(cfg, scoring=replace(cfg.scoring, use_world=args.use_world == "yes"))
+    if args.rule_only:
+        cfg = replace(cfg, scoring=replace(cfg.scoring, use_rnn=False))
     item = get_item(args.item)
     all_cases = CASES_BY_ITEM.get(item.key, ())
     cases = [c for c in all_cases if not args.cases or c.name in args.cases]
@@ -393,8 +396,13 @@ def main(argv: list[str] | None = None) -> int:
         f"{time.perf_counter() - t0:.0f} s)"
     )
     if args.trials_out and labels:
-        with (args.trials_out / "labels.csv").open("w", encoding="utf-8") as f:
-            f.write("file,score\n" + "".join(f"{file},{score}\n" for file, score in labels))
+        # merged with the folder's earlier labels (a run over some cases adds or replaces theirs)
+        path = args.trials_out / "labels.csv"
+        lines = path.read_text(encoding="utf-8").split()[1:] if path.is_file() else []
+        known = dict(line.split(",") for line in lines)
+        known.update({file: str(score) for file, score in labels})
+        text = "".join(f"{f},{v}\n" for f, v in sorted(known.items()))
+        path.write_text("file,score\n" + text, encoding="utf-8")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         doc = {

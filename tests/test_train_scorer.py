@@ -64,3 +64,46 @@ def test_small_training_runs_end_to_end(tmp_path: Path) -> None:
     assert {k: v for k, v in manifest.items() if k not in ("scorer_int8", "scorer_2d_int8")} == {
         k: v for k, v in shipped["models"].items() if k not in ("scorer_int8", "scorer_2d_int8")
     }
+
+
+@pytest.mark.slow
+def test_small_training_of_another_item_runs_end_to_end(tmp_path: Path) -> None:
+    """``--item mass_extension``: the item's synthetic trials cut to its segment, a hand and a
+    2D scorer named by the item, the manifest entry saying which item it scores."""
+    py = train_python()
+    if py is None:
+        pytest.skip("tensorflow not importable (make it with scripts/make_train_venv.sh)")
+    models = tmp_path / "models"
+    models.mkdir()
+    scorer = tmp_path / "scorer"
+    subprocess.run(
+        [
+            py,
+            str(ROOT / "scripts" / "train_scorer.py"),
+            "--small",
+            "--item",
+            "mass_extension",
+            "--variant",
+            "hand",
+            "--models-dir",
+            str(models),
+            "--float-dir",
+            str(scorer),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=900,
+    )
+    entry = json.loads((models / "manifest.json").read_text())["models"]["scorer_ext_hand_int8"]
+    assert entry["item"] == "mass_extension" and entry["variant"] == "hand"
+    assert (models / "scorer_ext_hand_int8.tflite").stat().st_size == entry["bytes"]
+    assert (scorer / "scorer_ext_hand_fp32.tflite").is_file()
+    report = json.loads((scorer / "report.json").read_text())
+    assert report["hand"]["int8_float_agreement"] is not None
+    bad = subprocess.run(
+        [py, str(ROOT / "scripts" / "train_scorer.py"), "--small", "--item", "mass_wiggle"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert bad.returncode != 0 and "unknown assessment item 'mass_wiggle'" in bad.stderr
