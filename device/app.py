@@ -145,10 +145,14 @@ class FlexscoreApp:
         from device.scoring.decide import Decider
 
         self.decider = Decider(cfg, state_dir=self.state_dir)  # site-installed scorers first
-        # load the scorers now (hand frame, and 2D for trials without world landmarks):
-        # a bad model fails at start
+        # load the scorers of every assessment item now (hand frame, and 2D for trials
+        # without world landmarks): a bad or missing model fails at start, not mid-session
+        from device.items import ITEMS
+
         self.decider.primary_rnn()
-        self.decider.rnn_for(False)
+        for key in ITEMS:
+            self.decider.rnn_for(True, True, item=key)
+            self.decider.rnn_for(False, item=key)
         from device.web.live import LiveFrames
 
         self.live = LiveFrames()

@@ -189,3 +189,15 @@ def test_one_recording_for_all_items_is_one_row_per_item(tmp_path: Path) -> None
         expect = [(first.id, "mass_flexion"), (second.id, "mass_extension")]
         assert [(e.trial_id, e.item) for e in seen] == expect
         assert [r.id for r in f.store.list_trials(item="mass_extension")] == [second.id]
+
+
+def test_each_row_keeps_its_items_rule_version(tmp_path: Path) -> None:
+    with FakeServices(state_dir=tmp_path, timing=FAST) as f:
+        f.next_score = 2
+        assert f.start_trial("P3", "right", item="all")
+        for _ in range(200):
+            f.step()
+            if not f.recorder.busy:
+                break
+        versions = {r.item: r.score.rule_version for r in f.store.list_trials(limit=5) if r.score}
+        assert versions == {"mass_flexion": "rom-rule-1", "mass_extension": "ext-rule-1"}

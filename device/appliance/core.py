@@ -255,7 +255,8 @@ class Appliance:
         reasons = result_reasons(result)
         new = RecorderState.REJECTED if reasons else RecorderState.RESULT
         item_info = dataclasses.replace(info, result=result, reasons=reasons or ())
-        outcome = stored_outcome(dataclasses.replace(change, new=new, info=item_info), self.model_version)
+        item_change = dataclasses.replace(change, new=new, info=item_info)
+        outcome = stored_outcome(item_change, self.model_version, item)
         if outcome is None or str(change.new) not in ("result", "rejected"):
             return None
         try:
@@ -512,7 +513,9 @@ class Appliance:
         return result
 
     def _outcome(self, change: StateChange) -> Any:
-        return stored_outcome(change, self.model_version)
+        info = change.info
+        item = self.items_of(info.seq)[0] if info is not None else DEFAULT_ITEM
+        return stored_outcome(change, self.model_version, item)
 
     def _on_store_error(self, change: StateChange, exc: StoreError) -> None:
         """A trial whose row could not be written is refused with the store's message (on a

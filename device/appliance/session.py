@@ -151,12 +151,19 @@ def trial_outcome(
     return TrialOutcome(status, info.trial, quality, reasons, score, info.finished_at, profile)
 
 
-def stored_outcome(change: StateChange, model_version: Callable[[], str]) -> TrialOutcome | None:
+def stored_outcome(
+    change: StateChange, model_version: Callable[[], str], item: str = "mass_flexion"
+) -> TrialOutcome | None:
     """:func:`trial_outcome` with the version of the model that made the score (the 2D
-    scorer's for a trial without z, "rule-only" without an RNN), else ``model_version()``."""
+    scorer's for a trial without z, "rule-only" without an RNN), else ``model_version()``,
+    and the version of ``item``'s rule."""
+    from device.items import ITEMS
+
     details = getattr(change.info.result if change.info else None, "details", None) or {}
     version = (details.get("rnn") or {}).get("version") or ("rule-only" if details else None)
-    return trial_outcome(change, model_version=version or model_version(), rule_version=RULE_VERSION)
+    spec = ITEMS.get(item)
+    rule_version = spec.rule_version if spec is not None else RULE_VERSION
+    return trial_outcome(change, model_version=version or model_version(), rule_version=rule_version)
 
 
 # --------------------------------------------------------------------------- reference
