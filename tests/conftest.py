@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -26,6 +27,37 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "hardware" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture()
+def fake() -> Iterator[Any]:
+    """The appliance core with fake parts (device/web/fake.py); modules may override it."""
+    from device.web.fake import FakeServices
+
+    with FakeServices() as f:
+        yield f
+
+
+@pytest.fixture()
+def app(fake: Any) -> Iterator[Any]:
+    """The web page over ``fake``; modules that need other web settings override it."""
+    from test_web_support import make_app
+
+    from device.web import shutdown
+
+    flask_app = make_app(fake)
+    yield flask_app
+    shutdown(flask_app)
+
+
+@pytest.fixture()
+def clinician(app: Any) -> Any:
+    """A test client logged in as the clinician."""
+    from test_web_support import login
+
+    client = app.test_client()
+    login(client, "clinician")
+    return client
 
 
 @pytest.fixture(scope="session")

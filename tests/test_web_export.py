@@ -5,41 +5,16 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
-import pytest
 from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
-from flask import Flask
 from flask.testing import FlaskClient
-from test_web_support import login, make_app
 
 from device.store import decode_trial
-from device.web import shutdown
 from device.web.fake import FakeServices
 from device.web.queries import CSV_COLUMNS, _cell
-
-
-@pytest.fixture()
-def fake() -> Iterator[FakeServices]:
-    with FakeServices() as f:
-        yield f
-
-
-@pytest.fixture()
-def app(fake: FakeServices) -> Iterator[Flask]:
-    app = make_app(fake)
-    yield app
-    shutdown(app)
-
-
-@pytest.fixture()
-def clinician(app: Flask) -> FlaskClient:
-    client = app.test_client()
-    login(client, "clinician")
-    return client
 
 
 def _day(fake: FakeServices, trial_id: int) -> str:
@@ -127,9 +102,7 @@ def test_fhir_uses_the_clinician_score(clinician: FlaskClient, fake: FakeService
     assert doc["id"] == f"fma-massflex-P-01-{_day(fake, t1.id)}"  # FHIR ids allow no '_'
 
 
-def test_fhir_session_without_a_score_still_validates(
-    clinician: FlaskClient, fake: FakeServices
-) -> None:
+def test_fhir_session_without_a_score_still_validates(clinician: FlaskClient, fake: FakeServices) -> None:
     t = fake.run_trial("P001", "right", None)
     assert t is not None
     doc = json.loads(clinician.get(f"/export/fhir/P001/{_day(fake, t.id)}.json").data)

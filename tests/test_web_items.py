@@ -10,12 +10,10 @@ from collections.abc import Iterator
 
 import pytest
 from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
-from flask import Flask
 from flask.testing import FlaskClient
-from test_web_support import csrf, login, make_app
+from test_web_support import csrf
 
 from device.trial.recorder import RecorderTiming
-from device.web import shutdown
 from device.web.fake import FakeServices
 
 FAST = RecorderTiming(countdown_s=0.5, recording_s=3.0)
@@ -25,20 +23,6 @@ FAST = RecorderTiming(countdown_s=0.5, recording_s=3.0)
 def fake() -> Iterator[FakeServices]:
     with FakeServices(timing=FAST) as f:
         yield f
-
-
-@pytest.fixture()
-def app(fake: FakeServices) -> Iterator[Flask]:
-    app = make_app(fake)
-    yield app
-    shutdown(app)
-
-
-@pytest.fixture()
-def clinician(app: Flask) -> FlaskClient:
-    client = app.test_client()
-    login(client, "clinician")
-    return client
 
 
 def run(fake: FakeServices) -> None:

@@ -7,37 +7,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterator
 
-import pytest
 from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
-from flask import Flask
 from flask.testing import FlaskClient
-from test_web_support import csrf, login, make_app
+from test_web_support import csrf
 
 from device.scoring.agreement import collect
-from device.web import shutdown
 from device.web.fake import FakeServices
-
-
-@pytest.fixture()
-def fake() -> Iterator[FakeServices]:
-    with FakeServices() as f:
-        yield f
-
-
-@pytest.fixture()
-def app(fake: FakeServices) -> Iterator[Flask]:
-    app = make_app(fake)
-    yield app
-    shutdown(app)
-
-
-@pytest.fixture()
-def clinician(app: Flask) -> FlaskClient:
-    client = app.test_client()
-    login(client, "clinician")
-    return client
 
 
 def _two_labels(clinician: FlaskClient, fake: FakeServices) -> int:

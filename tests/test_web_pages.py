@@ -26,23 +26,10 @@ OPENAPI = Path(__file__).resolve().parent.parent / "docs" / "openapi.yaml"
 
 
 @pytest.fixture()
-def fake() -> Iterator[FakeServices]:
-    with FakeServices() as f:
-        yield f
-
-
-@pytest.fixture()
 def app(fake: FakeServices) -> Iterator[Flask]:
     app = make_app(fake, max_streams=2)
     yield app
     shutdown(app)
-
-
-@pytest.fixture()
-def clinician(app: Flask) -> FlaskClient:
-    client = app.test_client()
-    login(client, "clinician")
-    return client
 
 
 @pytest.fixture()
@@ -104,9 +91,7 @@ def test_start_rejects_names_and_bad_sides(clinician: FlaskClient, fake: FakeSer
 
 def test_api_start_conflict_and_status(clinician: FlaskClient, fake: FakeServices) -> None:
     h = {"X-CSRF-Token": csrf(clinician)}
-    first = clinician.post(
-        "/api/trials/start", json={"patient_code": "P001", "side": "right"}, headers=h
-    )
+    first = clinician.post("/api/trials/start", json={"patient_code": "P001", "side": "right"}, headers=h)
     assert first.status_code == 202 and first.get_json()["started"] is True
     second = clinician.post("/api/trials/start", json={}, headers=h)
     assert second.status_code == 409
@@ -362,9 +347,7 @@ def test_plots_have_axes_units_and_descriptions(fake: FakeServices) -> None:
     assert svg.startswith("<svg") and "<title" in svg and "<desc" in svg
     assert svg.count("<polyline") == 5
     now = datetime.now(UTC)
-    hist = str(
-        history_svg([HistoryPoint(now, 2, 1, "scored"), HistoryPoint(now, None, None, "rejected")])
-    )
+    hist = str(history_svg([HistoryPoint(now, 2, 1, "scored"), HistoryPoint(now, None, None, "rejected")]))
     assert "NS" in hist and "Automatic score" in hist
     assert "No trials" in str(history_svg([]))
 

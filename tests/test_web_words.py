@@ -24,12 +24,6 @@ BROWSER = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;
 
 
 @pytest.fixture()
-def fake() -> Iterator[FakeServices]:
-    with FakeServices() as f:
-        yield f
-
-
-@pytest.fixture()
 def app(fake: FakeServices) -> Iterator[Flask]:
     app = make_app(fake, max_request_kb=1, login_max_attempts=1)
     yield app
