@@ -127,3 +127,16 @@ def test_bind_this_unit_from_the_page(fake: FakeServices, clinician: FlaskClient
     assert "Dieses Gerät diesem Patienten zuordnen" in de
     clinician.post("/unit/bind", data={"csrf_token": csrf(clinician), "patient_code": ""})
     assert fake.bound_patient() is None
+
+
+def test_the_live_page_offers_recent_patients_newest_first(
+    fake: FakeServices, clinician: FlaskClient
+) -> None:
+    fake.store.add_patient("NOTRIAL")
+    for code in ("P-OLD", "P-NEW"):
+        fake.run_trial(code, "right", 2)
+    assert [p.code for p in fake.store.recent_patients(3)] == ["P-NEW", "P-OLD", "NOTRIAL"]
+    page = clinician.get("/").text
+    chips = page.split('id="recent"')[1].split("</div>")[0]
+    assert chips.index('data-code="P-NEW"') < chips.index('data-code="P-OLD"')
+    assert 'list="recent-patients"' in page  # free entry stays, with the codes suggested

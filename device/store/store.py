@@ -273,6 +273,17 @@ class Store:
         rows = self._read("SELECT * FROM patients WHERE code = ?", (code,))
         return self._patient(rows[0]) if rows else None
 
+    def recent_patients(self, limit: int = 8) -> list[Patient]:
+        """Patients by their newest trial (newest first; patients without trials last, newest
+        created first): the page's picker of recent codes."""
+        rows = self._read(
+            "SELECT p.* FROM patients p LEFT JOIN trials t ON t.patient_id = p.id GROUP BY p.id "
+            "ORDER BY MAX(t.started_at) IS NULL, MAX(t.started_at) DESC, p.created_at DESC, p.id DESC "
+            "LIMIT ?",
+            (limit,),
+        )
+        return [self._patient(r) for r in rows]
+
     def list_patients(self) -> list[Patient]:
         return [self._patient(r) for r in self._read("SELECT * FROM patients ORDER BY code")]
 

@@ -95,5 +95,14 @@
     document.querySelectorAll('input[name="side"]').forEach(function (r) { r.addEventListener("change", syncRef); });
     syncRef();
   }
+  // one-tap recent patient codes fill the code field (free entry stays possible)
+  document.querySelectorAll("#recent .chip").forEach(function (b) {
+    b.addEventListener("click", function () {
+      if (!code) { return; }
+      code.value = b.dataset.code;
+      code.dispatchEvent(new Event("input"));
+      code.focus();
+    });
+  });
   poll();
 }());

@@ -24,6 +24,7 @@ from device.web.live import BOUNDARY, MjpegStream
 from device.web.texts import CAMERA_TEXT, HAND_TEXT, PATIENT_STATE_TEXT, STATE_TEXT, translated
 
 log = logging.getLogger(__name__)
+RECENT_PATIENTS = 6  # codes offered as one-tap choices beside the free entry
 bp = Blueprint("live", __name__)
 
 
@@ -37,9 +38,11 @@ def index() -> str:
     reference = None
     clinician = role() == "clinician"
     code = session.get("patient_code", "") if clinician else ""
+    recent: list[str] = []
     if clinician:
         try:
             reference = current_reference(services().store, code, session.get("side"))
+            recent = [p.code for p in services().store.recent_patients(RECENT_PATIENTS)]
         except StoreError as exc:
             log.warning("cannot look up the session's reference: %s", exc)
     return render_template(
@@ -50,6 +53,7 @@ def index() -> str:
         camera_text=translated(CAMERA_TEXT),
         hand_text=translated(HAND_TEXT),
         patient_code=code,
+        recent_patients=recent,
         side=session.get("side", ""),
         item=session.get("item", "") or (snap.get("items") or ["mass_flexion"])[0],
         unit_patient=snap.get("unit_patient") if clinician else None,
