@@ -554,6 +554,7 @@ class Appliance:
         bound = self.bound_patient()
         snap["unit_patient"] = bound[0] if bound else None
         snap["anonymous"] = bool(info is not None and info.patient_id is None)
+        snap["screening"] = self.config.unit.anonymous  # trials without a patient are allowed
         if self.safe and snap.get("state") == "idle":
             snap["safe"] = True
         if self.last_store_error:

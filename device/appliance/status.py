@@ -41,6 +41,7 @@ class StatusSnapshot(TypedDict, total=False):
             trial is scored for.
         unit_patient: code of the patient the unit is bound to (button trials), or None.
         anonymous: True when the current (or last) trial has no patient (anonymous screening).
+        screening: True when the unit is set up for anonymous screening (``[unit] anonymous``).
         safe: present and True in shutdown-safe idle (after a long press).
         fleet: only with ``[fleet]`` configured: :class:`device.fleet.FleetStatus` —
             ``state`` (waiting for broker, connecting, connected, auth failed, not
@@ -63,6 +64,7 @@ class StatusSnapshot(TypedDict, total=False):
     items: list[str]
     unit_patient: str | None
     anonymous: bool
+    screening: bool
     safe: bool
     fleet: dict[str, Any]
 
