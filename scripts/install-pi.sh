@@ -285,6 +285,16 @@ fps = 30.0
 button_pin = 17
 led_pin = 27
 
+[unit]
+# Whom the button records for. A clinician binds the unit on the page ("Bind this unit to this
+# patient", or a Start with a patient code); until then a press is refused with how to fix it.
+# patient = "HOME01"   # a pseudonymous code, set here for a home unit
+# side = "right"       # that patient's affected side
+# anonymous = true     # screening without patients (every result and export says so)
+
+[trial]
+# item = "mass_flexion"  # or "mass_extension", or "all" (make a fist, then open the hand)
+
 [store]
 path = "$STATE_DIR/flexscore.db"
 
