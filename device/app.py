@@ -33,7 +33,6 @@ from device.camera import CameraState, CameraWatchdog, Frame, FrameSource, open_
 from device.config import Config, scoring_mode
 from device.control import ControlServer, send_control
 from device.errors import ConfigError, FlexscoreError, StoreError
-from device.fleet import fleet_from_config
 from device.store import STOPPED_REASON, Store, StoreCorruptError
 from device.trial.recorder import StateChange, TrialRecorder
 from device.vision.tracker import HandTracker, build_tracker
@@ -133,7 +132,10 @@ class FlexscoreApp:
         check_state_dir(self.state_dir)
         self._store = self._open_store(cfg.store.resolved_path(self.state_dir))
         make_private(self.state_dir)
-        self.fleet = fleet_from_config(cfg.fleet, self._store, self)  # queues with each stored trial
+        if cfg.fleet is not None:  # queues with each stored trial
+            from device.fleet.publisher import fleet_from_config
+
+            self.fleet = fleet_from_config(cfg.fleet, self._store, self)
         try:
             self.reaped = self._store.reap_interrupted()
         except StoreError as exc:  # e.g. locked by a maintainer's sqlite3: keep running

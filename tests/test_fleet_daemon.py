@@ -151,7 +151,8 @@ def test_a_trial_arrives_once_with_its_uuid_and_score_and_available_follows_the_
     assert status.json()["camera"] == "ok" and status.json()["software_version"]
 
     d.login()
-    started = d.post_json("/api/trials/start", {"patient_code": "P-fleet-1", "side": "right"})
+    # the sample clip (not mirrored without the demo default) shows the patient's left hand
+    started = d.post_json("/api/trials/start", {"patient_code": "P-fleet-1", "side": "left"})
     assert started["started"] is True
     wait_for(lambda: lines.lines, 90, "the trial on t1/kit1/trials (flexscore fleet --follow)")
     stored = trials_in_db(d.db)
@@ -162,7 +163,7 @@ def test_a_trial_arrives_once_with_its_uuid_and_score_and_available_follows_the_
     assert msg["status"] == stored[0]["status"] and msg["event"] == "outcome"
     assert (msg["patient_code"], msg["side"], msg["item"], msg["unit_id"]) == (
         "P-fleet-1",
-        "right",
+        "left",
         "mass_flexion",
         "kit1",
     )
