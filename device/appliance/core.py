@@ -56,7 +56,7 @@ from device.config import Config
 from device.errors import FlexscoreError, InputError, StoreError
 from device.items import DEFAULT_ITEM, resolve_items
 from device.store import Patient, RecorderSink, Store
-from device.store.sink import write_outcome
+from device.store.sink import begin_row, write_outcome
 from device.trial.quality import anatomical_side
 from device.trial.recorder import (
     RecorderState,
@@ -233,12 +233,9 @@ class Appliance:
         items = self.items_of(info.seq)
         events = [TrialStored(trial_id, status, info.patient_id, info.role, info.origin, items[0])]
         for item, result in self._extra.pop(info.seq, []):
-            extra_id = self._store_item_row(trial_id, change, item, result)
-            if extra_id is not None:
-                extra_status = "rejected" if result_reasons(result) else "scored"
-                events.append(
-                    TrialStored(extra_id, extra_status, info.patient_id, info.role, info.origin, item)
-                )
+            event = self._store_item_row(trial_id, change, item, result)
+            if event is not None:
+                events.append(event)
         self._protocols.pop(info.seq, None)
         for event in events:
             for fn in list(self._stored_listeners):
@@ -247,34 +244,30 @@ class Appliance:
                 except Exception:
                     log.exception("a 'trial stored' listener failed for trial %d", event.trial_id)
 
-    def _store_item_row(self, first_id: int, change: StateChange, item: str, result: Any) -> int | None:
+    def _store_item_row(
+        self, first_id: int, change: StateChange, item: str, result: Any
+    ) -> TrialStored | None:
         """A further item scored from the same recording: its own row (same landmarks,
         ``recording_of`` the first row), so history, labels and exports stay per item."""
         info = change.info
         assert info is not None
+        if str(change.new) not in ("result", "rejected"):
+            return None
         reasons = result_reasons(result)
         new = RecorderState.REJECTED if reasons else RecorderState.RESULT
         item_info = dataclasses.replace(info, result=result, reasons=reasons or ())
         item_change = dataclasses.replace(change, new=new, info=item_info)
         outcome = stored_outcome(item_change, self.model_version, item)
-        if outcome is None or str(change.new) not in ("result", "rejected"):
+        if outcome is None:
             return None
         try:
-            row = self._store.begin_trial(
-                side=info.side,
-                patient_id=info.patient_id,
-                origin=info.origin,
-                started_at=info.recording_started_at or info.started_at,
-                role=info.role,
-                item=item,
-                recording_of=first_id,
-            )
+            row = begin_row(self._store, info, item, recording_of=first_id)
             write_outcome(self._store, row, outcome)
         except StoreError as exc:
             log.error("the %s result of trial %d could not be stored: %s", item, first_id, exc)
             self.sink.last_error = exc
             return None
-        return row
+        return TrialStored(row, outcome.status, info.patient_id, info.role, info.origin, item)
 
     def _state_change(self, change: StateChange) -> None:
         for fn in list(self._state_listeners):

@@ -56,6 +56,20 @@ ErrorFn = Callable[[StateChange, StoreError], None]
 StoredFn = Callable[[int, StateChange, str], None]
 
 
+def begin_row(store: Store, info: TrialInfo, item: str, recording_of: int | None = None) -> int:
+    """The trial row of recorder trial ``info`` for assessment ``item`` (status recording);
+    ``recording_of``: the first row of the same recording, when it is scored for several items."""
+    return store.begin_trial(
+        side=info.side,
+        patient_id=info.patient_id,
+        origin=info.origin,
+        started_at=info.recording_started_at or info.started_at,
+        role=info.role,
+        item=item,
+        recording_of=recording_of,
+    )
+
+
 def write_outcome(store: Store, trial_id: int, outcome: Outcome) -> None:
     """Store one trial's outcome (status, landmarks, quality, reasons, score) atomically."""
     store.finish_trial(
@@ -107,14 +121,8 @@ class RecorderSink:
         assert info is not None
         state = str(change.new)
         if state == "recording":
-            self.ids[info.seq] = self.store.begin_trial(
-                side=info.side,
-                patient_id=info.patient_id,
-                origin=info.origin,
-                started_at=info.recording_started_at or info.started_at,
-                role=info.role,
-                item=self.item_of(info) if self.item_of is not None else "mass_flexion",
-            )
+            item = self.item_of(info) if self.item_of is not None else "mass_flexion"
+            self.ids[info.seq] = begin_row(self.store, info, item)
             self.last_error = None
         elif state == "scoring" and info.seq in self.ids:
             self.store.set_status(self.ids[info.seq], "scoring")
